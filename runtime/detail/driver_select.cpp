@@ -1,0 +1,57 @@
+// Start-up driver selection: io_uring when it works and has what we need, else epoll; the
+// reason is recorded in DriverInfo and logged, so an operator knows which one runs and why.
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "runtime/detail/epoll_driver.hpp"
+#include "runtime/detail/io_uring_driver.hpp"
+#include "runtime/runtime.hpp"
+
+namespace lbd {
+
+namespace {
+IoMode mode_from_env(IoMode configured, std::string& source) {
+  const char* env = std::getenv("LBD_IO");
+  if (env && *env) {
+    if (std::strcmp(env, "io_uring") == 0) {
+      source = "LBD_IO=io_uring";
+      return IoMode::IoUring;
+    }
+    if (std::strcmp(env, "epoll") == 0) {
+      source = "LBD_IO=epoll";
+      return IoMode::Epoll;
+    }
+    if (std::strcmp(env, "auto") != 0)
+      runtime_log(2, std::string("ignoring LBD_IO=") + env + " (expected io_uring, epoll or auto)");
+  }
+  if (configured == IoMode::IoUring) source = "io: io_uring";
+  if (configured == IoMode::Epoll) source = "io: epoll";
+  return configured;
+}
+}  // namespace
+
+std::unique_ptr<Driver> make_driver(Runtime& rt, const RuntimeOptions& opts) {
+  std::string source;
+  IoMode mode = mode_from_env(opts.io, source);
+  std::string uring_error;
+  if (mode != IoMode::Epoll) {
+    if (auto d = detail::IoUringDriver::create(rt, opts, uring_error)) {
+      d->info_mut().reason = mode == IoMode::IoUring ? "forced by " + source : "io_uring available";
+      return d;
+    }
+    if (mode == IoMode::IoUring)
+      runtime_log(2, "io_uring was requested (" + source + ") but " + uring_error + "; using epoll");
+  }
+  std::string epoll_error;
+  auto d = detail::EpollDriver::create(rt, opts, epoll_error);
+  if (!d) {
+    runtime_log(3, "no usable I/O driver: " + epoll_error);
+    std::abort();
+  }
+  d->info_mut().reason = mode == IoMode::Epoll ? "forced by " + source : uring_error + "; falling back to epoll";
+  return d;
+}
+
+}  // namespace lbd

@@ -1,0 +1,218 @@
+#pragma once
+// Networking on the runtime: TCP and Unix stream sockets, listeners, UDP. All sockets are
+// non-blocking and close-on-exec. I/O follows the rent model: a Buffer goes in, comes back
+// with the result.
+//
+//   auto [res, buf] = co_await stream.read(std::move(buf));   // appends into buf's spare room
+//   auto [wres, buf2] = co_await stream.write_all(std::move(buf));
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+
+#include "runtime/buffer.hpp"
+#include "runtime/result.hpp"
+#include "runtime/runtime.hpp"
+#include "runtime/socket_address.hpp"
+#include "runtime/unique_fd.hpp"
+
+namespace lbd {
+
+/// A result and the buffer handed back with it.
+struct BufResult {
+  Result<std::size_t> result;
+  Buffer buf;
+};
+struct BufWriteResult {
+  Result<void> result;
+  Buffer buf;
+};
+struct DatagramResult {
+  Result<std::size_t> result;
+  Buffer buf;
+  SocketAddress from;
+};
+
+namespace detail {
+struct ExtractSize {  // result = bytes moved, no buffer
+  static Result<std::size_t> get(Op* op) {
+    if (op->res < 0) return errno_error(-op->res);
+    return static_cast<std::size_t>(op->res);
+  }
+};
+struct ExtractRead {  // bytes appended to the buffer's filled part
+  static BufResult get(Op* op) {
+    if (op->res < 0) return {errno_error(-op->res), std::move(op->buf)};
+    op->buf.set_size(op->buf.size() + static_cast<std::size_t>(op->res));
+    return {static_cast<std::size_t>(op->res), std::move(op->buf)};
+  }
+};
+struct ExtractWrite {  // bytes written from buf[offset..]
+  static BufResult get(Op* op) {
+    if (op->res < 0) return {errno_error(-op->res), std::move(op->buf)};
+    return {static_cast<std::size_t>(op->res), std::move(op->buf)};
+  }
+};
+struct ExtractPooled {  // a driver-chosen buffer; empty on EOF
+  static Result<Buffer> get(Op* op) {
+    if (op->res < 0) return errno_error(-op->res);
+    return std::move(op->buf);
+  }
+};
+struct ExtractVoid {
+  static Result<void> get(Op* op) {
+    if (op->res < 0) return errno_error(-op->res);
+    return {};
+  }
+};
+struct ExtractFd {
+  static Result<int> get(Op* op) {
+    if (op->res < 0) return errno_error(-op->res);
+    return op->res;
+  }
+};
+struct ExtractDatagram {
+  static DatagramResult get(Op* op) {
+    if (op->res < 0) return {errno_error(-op->res), std::move(op->buf), {}};
+    op->buf.set_size(op->buf.size() + static_cast<std::size_t>(op->res));
+    return {static_cast<std::size_t>(op->res), std::move(op->buf),
+            SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&op->addr), op->addrlen)};
+  }
+};
+
+/// Builds an Op on the current runtime.
+Op* new_op(OpCode code, int fd);
+}  // namespace detail
+
+/// Owns a socket fd. Closing tells the driver first, so nothing waits on a dead fd.
+class Socket {
+ public:
+  Socket() = default;
+  explicit Socket(UniqueFd fd) : fd_(std::move(fd)) {}
+  Socket(Socket&&) noexcept = default;
+  Socket& operator=(Socket&& o) noexcept {
+    if (this != &o) {
+      close();
+      fd_ = std::move(o.fd_);
+    }
+    return *this;
+  }
+  ~Socket() { close(); }
+
+  int fd() const { return fd_.get(); }
+  bool valid() const { return fd_.valid(); }
+  void close();
+  Result<SocketAddress> local_address() const;
+  Result<SocketAddress> peer_address() const;
+  /// setsockopt wrapper with errno context.
+  Result<void> set_option(int level, int name, int value);
+
+ protected:
+  UniqueFd fd_;
+};
+
+/// A connected stream socket (TCP or Unix).
+class StreamSocket : public Socket {
+ public:
+  using Socket::Socket;
+
+  /// Reads into `buf`'s spare room (appending). 0 bytes means the peer closed its side.
+  IoAwaiter<detail::ExtractRead> read(Buffer buf);
+  /// Reads into a buffer the runtime picks when data arrives (a provided-buffer ring slot on
+  /// io_uring), so an idle connection pins no memory. An empty buffer means EOF.
+  IoAwaiter<detail::ExtractPooled> read_pooled();
+  /// One send of buf[offset..size): may write less.
+  IoAwaiter<detail::ExtractWrite> write(Buffer buf, std::size_t offset = 0);
+  /// Writes all of buf[0..size), looping over short writes.
+  Task<BufWriteResult> write_all(Buffer buf);
+  /// Moves up to `len` bytes from `in` to `out` with splice(2) (one of them must be a pipe).
+  /// `wait_on_out`: the socket side is `out` (wait for it to be writable).
+  static IoAwaiter<detail::ExtractSize> splice(int in, int out, uint32_t len, bool wait_on_out);
+  /// Sends FIN: the peer reads EOF; reading from it still works.
+  Result<void> shutdown_write();
+};
+
+class TcpStream : public StreamSocket {
+ public:
+  using StreamSocket::StreamSocket;
+  /// Connects to `addr`; with a timeout, fails with ETIMEDOUT when it passes.
+  static Task<Result<TcpStream>> connect(SocketAddress addr, std::optional<Duration> timeout = std::nullopt);
+  Result<void> set_nodelay(bool on);
+};
+
+class UnixStream : public StreamSocket {
+ public:
+  using StreamSocket::StreamSocket;
+  static Task<Result<UnixStream>> connect(SocketAddress addr);
+};
+
+struct ListenOptions {
+  int backlog = 511;        // like nginx's default
+  bool reuse_port = true;   // every worker binds its own socket
+  bool reuse_addr = true;
+};
+
+/// A listening stream socket. On io_uring it keeps one multishot accept armed and queues the
+/// accepted fds; on epoll it accepts one at a time when readable.
+class StreamListener : public Socket {
+ public:
+  StreamListener() = default;
+  StreamListener(StreamListener&&) noexcept;
+  StreamListener& operator=(StreamListener&&) noexcept;
+  ~StreamListener();
+
+  /// Waits for the next connection. Running out of fds (EMFILE/ENFILE) pauses accepting for
+  /// `kAcceptPause` and logs, instead of spinning; other transient errors are skipped.
+  Task<Result<UniqueFd>> accept_fd();
+  /// Stops accepting and closes the socket (queued connections are closed).
+  void close_listener();
+
+  static constexpr auto kAcceptPause = std::chrono::milliseconds(100);
+
+ protected:
+  static Result<UniqueFd> bind_socket(const SocketAddress& addr, const ListenOptions& opts);
+  explicit StreamListener(UniqueFd fd);
+
+ private:
+  struct AcceptQueue;
+  class AcceptWait;
+  void arm();
+  static void on_accept_cqe(Op* op, int32_t res, uint32_t flags);
+
+  std::unique_ptr<AcceptQueue> q_;
+};
+
+class TcpListener : public StreamListener {
+ public:
+  TcpListener() = default;
+  static Result<TcpListener> bind(const SocketAddress& addr, const ListenOptions& opts = {});
+  Task<Result<TcpStream>> accept();
+
+ private:
+  using StreamListener::StreamListener;
+};
+
+class UnixListener : public StreamListener {
+ public:
+  UnixListener() = default;
+  /// Binds a Unix socket path; a stale socket file at `addr` is removed first.
+  static Result<UnixListener> bind(const SocketAddress& addr, const ListenOptions& opts = {});
+  Task<Result<UnixStream>> accept();
+
+ private:
+  using StreamListener::StreamListener;
+};
+
+class UdpSocket : public Socket {
+ public:
+  using Socket::Socket;
+  static Result<UdpSocket> bind(const SocketAddress& addr);
+  IoAwaiter<detail::ExtractDatagram> recv_from(Buffer buf);
+  IoAwaiter<detail::ExtractWrite> send_to(Buffer buf, const SocketAddress& to);
+};
+
+/// A non-blocking, close-on-exec pipe pair for splice: [0] read end, [1] write end.
+Result<std::pair<UniqueFd, UniqueFd>> make_pipe(int size_hint = 0);
+
+}  // namespace lbd
