@@ -1,0 +1,118 @@
+#include "config/config.hpp"
+
+#include <algorithm>
+
+#include "config/detail/enum_names.hpp"
+
+namespace lbd::config {
+
+std::string_view to_string(IoMode v) { return detail::enum_name<IoMode>(detail::kIoModeNames, v); }
+std::string_view to_string(LogLevel v) {
+  return detail::enum_name<LogLevel>(detail::kLogLevelNames, v);
+}
+std::string_view to_string(AccessLogFormat v) {
+  return detail::enum_name<AccessLogFormat>(detail::kAccessLogFormatNames, v);
+}
+std::string_view to_string(Protocol v) {
+  return detail::enum_name<Protocol>(detail::kProtocolNames, v);
+}
+std::string_view to_string(Balance v) {
+  return detail::enum_name<Balance>(detail::kBalanceNames, v);
+}
+std::string_view to_string(HashKeyKind v) {
+  return detail::enum_name<HashKeyKind>(detail::kHashKeyKindNames, v);
+}
+std::string_view to_string(HealthCheckType v) {
+  return detail::enum_name<HealthCheckType>(detail::kHealthCheckTypeNames, v);
+}
+
+const ClusterConfig* Config::find_cluster(std::string_view name) const {
+  auto it = std::find_if(clusters.begin(), clusters.end(),
+                         [&](const ClusterConfig& c) { return c.name == name; });
+  return it == clusters.end() ? nullptr : &*it;
+}
+
+std::string ConfigError::to_string() const {
+  std::string out = file;
+  if (line > 0) out += ":" + std::to_string(line) + ":" + std::to_string(column);
+  out += ": ";
+  if (!key_path.empty()) out += key_path + ": ";
+  out += message;
+  return out;
+}
+
+LoadResult::LoadResult(Config config) : config_(std::move(config)) {}
+LoadResult::LoadResult(std::vector<ConfigError> errors) : errors_(std::move(errors)) {}
+
+std::string LoadResult::error_report() const {
+  std::string out;
+  for (const auto& e : errors_) out += e.to_string() + "\n";
+  return out;
+}
+
+namespace {
+
+std::string plural(std::size_t n, std::string_view word) {
+  return std::to_string(n) + " " + std::string(word) + (n == 1 ? "" : "s");
+}
+
+std::string describe_match(const RouteMatch& m) {
+  std::string out;
+  auto add = [&](std::string_view key, const std::string& value) {
+    if (!out.empty()) out += ' ';
+    out += key;
+    out += ' ';
+    out += value;
+  };
+  if (m.host) add("host", *m.host);
+  if (m.path_prefix) add("path_prefix", *m.path_prefix);
+  if (m.path) add("path", *m.path);
+  if (!m.methods.empty()) {
+    std::string methods;
+    for (const auto& method : m.methods) methods += (methods.empty() ? "" : ",") + method;
+    add("method", methods);
+  }
+  for (const auto& h : m.headers) add("header", h.name + "=" + h.value);
+  return out.empty() ? "any request" : out;
+}
+
+}  // namespace
+
+std::string describe(const Config& config) {
+  std::string out = config.source_path.empty() ? "config" : config.source_path;
+  out += ": " + plural(config.listeners.size(), "listener") + ", " +
+         plural(config.clusters.size(), "cluster") + "; workers " +
+         (config.workers == 0 ? std::string("auto") : std::to_string(config.workers)) + ", io " +
+         std::string(to_string(config.io)) + ", admin " +
+         (config.admin.listen ? config.admin.listen->to_string() : std::string("off")) + "\n";
+  for (const auto& l : config.listeners) {
+    out += "listener " + l.name + " " + l.listen.to_string() + " " +
+           std::string(to_string(l.protocol));
+    if (l.protocol == Protocol::Tcp) {
+      out += " -> " + l.cluster + "\n";
+      continue;
+    }
+    out += "\n";
+    for (const auto& r : l.routes) {
+      out += "  " + describe_match(r.match) + " -> " + r.cluster;
+      if (r.rewrite_prefix) out += " (rewrite to " + *r.rewrite_prefix + ")";
+      out += "\n";
+    }
+    if (!l.cluster.empty()) out += "  otherwise -> " + l.cluster + "\n";
+  }
+  for (const auto& c : config.clusters) {
+    out += "cluster " + c.name + " " + std::string(to_string(c.balance));
+    if (c.balance == Balance::Hash)
+      out += c.hash_key.kind == HashKeyKind::SourceIp ? " on source_ip"
+                                                      : " on header:" + c.hash_key.header_name;
+    out += ", " + plural(c.endpoints.size(), "endpoint");
+    if (c.health_check) {
+      out += ", health check " + std::string(to_string(c.health_check->type));
+      if (c.health_check->type == HealthCheckType::Http) out += " " + c.health_check->path;
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace lbd::config

@@ -1,0 +1,327 @@
+#pragma once
+// Config: the daemon's configuration as plain value types, loaded from one YAML file.
+//
+// Every default lives here, as a default member initializer next to the field that carries it;
+// the loader starts from default-constructed structs and overwrites only the keys a file sets.
+// Each field's comment names its YAML key and says why the default was chosen (mostly nginx's
+// or HAProxy's, so that lbd behaves like the proxies operators already know).
+//
+// Limits and pools are per worker: workers share nothing (DESIGN.md), so a cap such as
+// `max_connections: 10000` holds for each worker thread, like nginx's worker_connections.
+//
+// This header does not include yaml-cpp; only config/*.cpp does.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/units.hpp"
+#include "runtime/socket_address.hpp"
+
+namespace lbd::config {
+
+using namespace std::chrono_literals;
+
+// The config-file spelling of each value is in the comment; to_string() returns it.
+enum class IoMode { Auto, IoUring, Epoll };                              // auto | io_uring | epoll
+enum class LogLevel { Trace, Debug, Info, Warn, Error, Critical, Off };  // spdlog's level names
+enum class AccessLogFormat { Combined, Json };                           // combined | json
+enum class Protocol { Tcp, Http };                                       // tcp | http
+enum class Balance { RoundRobin, LeastConn, RandomTwo, Hash };  // round_robin | least_conn |
+                                                                // random_two | hash
+enum class HashKeyKind { SourceIp, Header };                    // source_ip | header:NAME
+enum class HealthCheckType { Tcp, Http };                       // tcp | http
+
+/// The spelling used in the config file ("round_robin", "io_uring", ...).
+std::string_view to_string(IoMode v);
+std::string_view to_string(LogLevel v);
+std::string_view to_string(AccessLogFormat v);
+std::string_view to_string(Protocol v);
+std::string_view to_string(Balance v);
+std::string_view to_string(HashKeyKind v);
+std::string_view to_string(HealthCheckType v);
+
+/// A header name and value, as written in the file.
+struct HeaderField {
+  std::string name;
+  std::string value;
+  bool operator==(const HeaderField&) const = default;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Top-level sections
+
+struct LogConfig {
+  LogLevel level = LogLevel::Info;  // log.level: trace|debug|info|warn|error|critical|off
+  // log.access_log: "stdout", "stderr", "off", or a file path (reopened on SIGUSR1).
+  std::string access_log = "stdout";
+  // log.access_log_format: combined (the nginx/Apache line every log tool parses) | json.
+  AccessLogFormat access_log_format = AccessLogFormat::Combined;
+  std::string error_log = "stderr";  // log.error_log: "stderr", "stdout" or a file path
+  bool operator==(const LogConfig&) const = default;
+};
+
+struct AdminConfig {
+  // admin.listen: address of the admin/stats endpoint. Absent = no admin endpoint, so that
+  // nothing listens that the operator did not ask for.
+  std::optional<SocketAddress> listen;
+  bool operator==(const AdminConfig&) const = default;
+};
+
+struct ShutdownConfig {
+  // shutdown.drain_timeout: how long SIGTERM waits for in-flight requests before closing
+  // everything; 0 closes at once. 30s matches Kubernetes' default terminationGracePeriodSeconds;
+  // under an orchestrator keep it a little below the grace period, so draining ends before the
+  // SIGKILL does.
+  Duration drain_timeout = 30s;
+  bool operator==(const ShutdownConfig&) const = default;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Listeners
+
+struct ListenerTimeouts {
+  static constexpr Duration kHttpIdleDefault = 60s;
+  static constexpr Duration kTcpIdleDefault = 10min;
+
+  // timeouts.header (http only): time to receive a complete request line and headers; 408
+  // after it. 60s = nginx client_header_timeout.
+  Duration header = 60s;
+  // timeouts.idle: http: how long a keep-alive client connection may wait for its next request
+  //   (nginx keepalive_timeout is 75s, HAProxy's examples use 60s; we take 60s).
+  // tcp: how long a session may pass no bytes from the client before it is closed. Defaults to
+  //   kTcpIdleDefault (10m, nginx stream proxy_timeout) when the key is absent, because
+  //   database and other long-lived L4 connections sit idle far longer than HTTP clients.
+  Duration idle = kHttpIdleDefault;
+  // timeouts.request_body (http only): longest gap between two reads of the request body
+  // (not the whole body). 60s = nginx client_body_timeout.
+  Duration request_body = 60s;
+  bool operator==(const ListenerTimeouts&) const = default;
+};
+
+struct Limits {  // http only
+  // limits.max_request_line: longest request line; 414 beyond it. 8KiB = one nginx
+  // large_client_header_buffers buffer.
+  uint64_t max_request_line = 8 * 1024;
+  // limits.max_header_bytes: request line plus all headers; 431 beyond it. 32KiB = nginx's
+  // large_client_header_buffers 4 8k. Must be >= max_request_line.
+  uint64_t max_header_bytes = 32 * 1024;
+  // limits.max_body_size: largest request body; 413 beyond it. 0 = unlimited, as in HAProxy:
+  // a load balancer should not impose an application's upload limit by surprise.
+  uint64_t max_body_size = 0;
+  bool operator==(const Limits&) const = default;
+};
+
+struct ForwardedHeaders {         // http only; all on, as most backends behind a proxy expect them
+  bool x_forwarded_for = true;    // forwarded_headers.x_forwarded_for: append the client IP
+  bool x_forwarded_proto = true;  // forwarded_headers.x_forwarded_proto: set "http"
+  bool x_forwarded_host = true;   // forwarded_headers.x_forwarded_host: set the client's Host
+  bool operator==(const ForwardedHeaders&) const = default;
+};
+
+/// What a request must look like for a route to take it. Every given condition must hold; an
+/// empty match takes every request.
+struct RouteMatch {
+  // match.host: exact ("api.example.com") or one leading wildcard label ("*.example.com",
+  // which matches a.example.com and a.b.example.com but not example.com). Stored lowercase;
+  // compared case-insensitively against the Host header without its port.
+  std::optional<std::string> host;
+  std::optional<std::string> path_prefix;  // match.path_prefix: "/v1/"; starts with '/'
+  std::optional<std::string> path;         // match.path: exact path, no query; starts with '/'
+  // match.method (one) or match.methods (a list): uppercase tokens. Empty = any method.
+  std::vector<std::string> methods;
+  // match.headers: { name: value } — the request has this header with exactly this value.
+  // Names are stored lowercase (header names are case-insensitive); values compare exactly.
+  std::vector<HeaderField> headers;
+  bool operator==(const RouteMatch&) const = default;
+};
+
+/// Header changes applied to a request on its way to the backend, or to a response on its way
+/// to the client: first `remove`, then `add`, so remove + add replaces a header.
+struct HeaderEdits {
+  std::vector<HeaderField> add;     // *_headers.add: { name: value }; appended as written
+  std::vector<std::string> remove;  // *_headers.remove: [names]; stored lowercase
+  bool operator==(const HeaderEdits&) const = default;
+};
+
+struct RouteConfig {
+  RouteMatch match;     // route.match: absent or {} = every request
+  std::string cluster;  // route.cluster: required; must name a cluster
+  // route.rewrite_prefix: replaces the matched match.path_prefix ("/api/" -> "/"); requires
+  // match.path_prefix.
+  std::optional<std::string> rewrite_prefix;
+  HeaderEdits request_headers;   // route.request_headers
+  HeaderEdits response_headers;  // route.response_headers
+  bool operator==(const RouteConfig&) const = default;
+};
+
+struct ListenerConfig {
+  std::string name;      // name: required, unique; letters, digits, '_', '-', '.'
+  SocketAddress listen;  // listen: required; "ip:port", "[v6]:port" or "unix:/path"
+  // protocol: required (tcp | http). No default in the file on purpose: HAProxy defaults to
+  // tcp and nginx to http, so either would surprise half the readers. (Http here is only what
+  // a default-constructed struct holds.)
+  Protocol protocol = Protocol::Http;
+  // cluster: tcp: required, where every connection goes. http: the default for requests that
+  // match no route (an http listener needs routes, a cluster, or both).
+  std::string cluster;
+  // max_connections: open client connections per worker; beyond it accepting pauses.
+  // 10000 leaves room under the usual 64k fd limit for the upstream side.
+  uint32_t max_connections = 10000;
+  // backlog: listen(2) queue length; 511 like nginx on Linux (the kernel caps it at somaxconn).
+  int backlog = 511;
+  ListenerTimeouts timeouts;           // timeouts
+  Limits limits;                       // limits (http only)
+  ForwardedHeaders forwarded_headers;  // forwarded_headers (http only)
+  std::vector<RouteConfig> routes;     // routes (http only): first match wins, in file order
+  bool operator==(const ListenerConfig&) const = default;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Clusters
+
+struct HashKey {                             // hash_key (only with balance: hash)
+  HashKeyKind kind = HashKeyKind::SourceIp;  // "source_ip" or "header:NAME"
+  std::string header_name;                   // NAME of header:NAME, lowercase; empty otherwise
+  bool operator==(const HashKey&) const = default;
+};
+
+struct EndpointConfig {
+  // address: required; an IP address (no DNS names yet) or a unix socket. Written either as a
+  // map { address: ..., weight: ... } or as the bare address.
+  SocketAddress address;
+  uint32_t weight = 1;  // weight: 1..256, relative share of new connections/requests
+  bool operator==(const EndpointConfig&) const = default;
+};
+
+struct ClusterTimeouts {
+  // timeouts.connect: connect to a backend; then the next endpoint is tried (see retries).
+  // 5s, HAProxy's customary `timeout connect`: nginx's 60s holds a client far too long for a
+  // backend that will never answer.
+  Duration connect = 5s;
+  // timeouts.read: longest gap between two reads from the backend while a response is due.
+  // 60s = nginx proxy_read_timeout. 504 if it fires before any response byte.
+  Duration read = 60s;
+  // timeouts.write: longest gap between two writes to the backend. 60s = nginx
+  // proxy_send_timeout.
+  Duration write = 60s;
+  // timeouts.idle: tcp sessions: how long the backend side may pass no bytes before the
+  // session is closed (HAProxy `timeout server`). 10m, the same as a tcp listener's idle, so
+  // that neither side cuts a quiet session first.
+  Duration idle = 10min;
+  bool operator==(const ClusterTimeouts&) const = default;
+};
+
+struct Keepalive {  // http upstream connection pool, per worker
+  // keepalive.max_idle: idle connections kept per worker; 0 disables reuse. 32, the value
+  // nginx's upstream keepalive documentation uses.
+  uint32_t max_idle = 32;
+  // keepalive.idle_timeout: an idle pooled connection is closed after this. 60s = nginx's
+  // upstream keepalive_timeout. It must stay below the backends' own keep-alive timeout, or a
+  // backend may close a connection just as a request is sent on it: lower it for such backends.
+  Duration idle_timeout = 60s;
+  bool operator==(const Keepalive&) const = default;
+};
+
+struct HealthCheck {  // health_check: absent = no active checks; every endpoint counts as up
+  HealthCheckType type = HealthCheckType::Tcp;  // type: tcp (connect) | http (GET path, 2xx = up)
+  std::string path = "/";                       // path: http only; starts with '/'
+  Duration interval = 2s;  // interval: between two checks of one endpoint (HAProxy `inter` 2s)
+  Duration timeout = 1s;   // timeout: one check's deadline
+  uint32_t rise = 2;       // rise: consecutive successes to mark a down endpoint up (HAProxy)
+  uint32_t fall = 3;       // fall: consecutive failures to mark an up endpoint down (HAProxy)
+  bool operator==(const HealthCheck&) const = default;
+};
+
+struct ClusterConfig {
+  std::string name;                       // name: required, unique; letters, digits, '_', '-', '.'
+  Balance balance = Balance::RoundRobin;  // balance: smooth weighted round robin by default
+  HashKey hash_key;                       // hash_key: for balance: hash; defaults to source_ip
+  std::vector<EndpointConfig> endpoints;  // endpoints: required, at least one, no duplicates
+  ClusterTimeouts timeouts;               // timeouts
+  Keepalive keepalive;                    // keepalive
+  // max_connections: open connections to the whole cluster per worker; 0 = unlimited
+  // (nginx's default for upstream max_conns). Beyond it requests get 503.
+  uint32_t max_connections = 0;
+  // retries: 0..10 further endpoints tried when connecting fails, before any byte of the
+  // request was sent (so retrying is always safe). 1: one retry rides out a single dead
+  // backend without multiplying load during an outage.
+  uint32_t retries = 1;
+  std::optional<HealthCheck> health_check;  // health_check
+  bool operator==(const ClusterConfig&) const = default;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+struct Config {
+  int workers = 0;                        // workers: "auto" or 0 (one per CPU), or 1..1024
+  IoMode io = IoMode::Auto;               // io: auto probes io_uring and falls back to epoll
+  LogConfig log;                          // log
+  AdminConfig admin;                      // admin
+  ShutdownConfig shutdown;                // shutdown
+  std::vector<ListenerConfig> listeners;  // listeners: required, at least one
+  std::vector<ClusterConfig> clusters;    // clusters
+  std::string source_path;  // the file (or source name) this was loaded from; not a YAML key
+
+  /// The cluster called `name`, or nullptr. A loaded Config resolves every name it uses.
+  const ClusterConfig* find_cluster(std::string_view name) const;
+
+  bool operator==(const Config&) const = default;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+/// One problem in a config file. line and column are 1-based; 0 when there is no position
+/// (a file that cannot be read, an empty file).
+struct ConfigError {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string key_path;  // "clusters[1].endpoints[0].address"; empty for the top level
+  std::string message;
+
+  /// "lb.yaml:12:7: clusters[1].endpoints[0].address: invalid address ..."; position and key
+  /// path are left out when absent.
+  std::string to_string() const;
+  bool operator==(const ConfigError&) const = default;
+};
+
+/// A Config, or every error found in the file, in file order.
+class LoadResult {
+ public:
+  LoadResult(Config config);                    // NOLINT: implicit like Result
+  LoadResult(std::vector<ConfigError> errors);  // NOLINT; precondition: not empty
+
+  bool has_value() const { return config_.has_value(); }
+  explicit operator bool() const { return has_value(); }
+
+  /// Precondition: has_value().
+  const Config& value() const& { return *config_; }
+  Config&& value() && { return *std::move(config_); }
+  const Config& operator*() const& { return *config_; }
+  const Config* operator->() const { return &*config_; }
+
+  /// Empty when has_value().
+  const std::vector<ConfigError>& errors() const { return errors_; }
+  /// Every error's to_string(), one per line.
+  std::string error_report() const;
+
+ private:
+  std::optional<Config> config_;
+  std::vector<ConfigError> errors_;
+};
+
+/// Reads and validates the file at `path`. Never throws (short of running out of memory).
+LoadResult load_config_file(const std::string& path);
+
+/// Validates YAML text; `source_name` stands in for the file name in errors and source_path.
+LoadResult load_config_string(std::string_view yaml, std::string source_name);
+
+/// A short human summary for `lbd -t`: each listener with where its traffic goes, and each
+/// cluster with its balancer and endpoint count.
+std::string describe(const Config& config);
+
+}  // namespace lbd::config

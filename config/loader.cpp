@@ -1,0 +1,793 @@
+// The YAML boundary: turns a file into a Config or into the list of everything wrong with it.
+// yaml-cpp exceptions are caught here and become ConfigErrors; none leave this file.
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <yaml-cpp/depthguard.h>  // YAML::DeepRecursion
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include "config/config.hpp"
+#include "config/detail/suggest.hpp"
+#include "config/detail/yaml_reader.hpp"
+#include "runtime/unique_fd.hpp"
+
+namespace lbd::config {
+namespace {
+
+using detail::ErrorSink;
+using detail::Field;
+using detail::MapReader;
+using detail::Position;
+using detail::quoted;
+
+template <class T, class U>
+void assign(T& target, const std::optional<U>& value) {
+  if (value) target = static_cast<T>(*value);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Value checks shared by several sections
+
+bool is_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-' || c == '.';
+}
+
+// RFC 9110 tchar: what a header name or method may consist of.
+bool is_token_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool is_token(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), is_token_char);
+}
+
+std::string lowercase(std::string s) {
+  for (char& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return s;
+}
+
+// Listener and cluster names appear in logs, stats and the admin endpoint: keep them to
+// characters that need no quoting anywhere.
+std::optional<std::string> read_name(ErrorSink& errors, const Field& f) {
+  auto name = detail::read_string(errors, f);
+  if (!name) return std::nullopt;
+  if (name->empty() || !std::all_of(name->begin(), name->end(), is_name_char)) {
+    errors.add(f.at, f.path,
+               "invalid name " + quoted(*name) + " (use letters, digits, '_', '-' or '.')");
+    return std::nullopt;
+  }
+  return name;
+}
+
+// A reference to a cluster by name; resolved once every cluster is known.
+std::optional<std::string> read_cluster_name(ErrorSink& errors, const Field& f) {
+  auto name = detail::read_string(errors, f);
+  if (name && name->empty()) {
+    errors.add(f.at, f.path, "must not be empty");
+    return std::nullopt;
+  }
+  return name;
+}
+
+// An origin-form path as it appears in a request line: "/", "/v1/", "/healthz".
+std::optional<std::string> read_path(ErrorSink& errors, const Field& f) {
+  auto path = detail::read_string(errors, f);
+  if (!path) return std::nullopt;
+  if (!path->starts_with('/')) {
+    errors.add(f.at, f.path, "must start with '/', got " + quoted(*path));
+    return std::nullopt;
+  }
+  auto bad = [](char c) {
+    return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '?' || c == '#';
+  };
+  if (std::any_of(path->begin(), path->end(), bad)) {
+    errors.add(f.at, f.path,
+               "invalid path " + quoted(*path) +
+                   " (spaces, control characters, '?' and '#' are not allowed)");
+    return std::nullopt;
+  }
+  return path;
+}
+
+// "api.example.com" or "*.example.com"; returned lowercase. Ports and IPv6 literals are not
+// patterns: the proxy compares against the Host header with its port removed.
+std::optional<std::string> read_host_pattern(ErrorSink& errors, const Field& f) {
+  auto text = detail::read_string(errors, f);
+  if (!text) return std::nullopt;
+  std::string host = lowercase(*text);
+  std::string_view rest = host;
+  if (rest.starts_with("*.")) rest.remove_prefix(2);
+  bool valid = !rest.empty() && rest.size() <= 253;
+  while (valid && !rest.empty()) {
+    const std::size_t dot = rest.find('.');
+    const std::string_view label = rest.substr(0, dot);
+    valid =
+        !label.empty() && label.size() <= 63 && std::all_of(label.begin(), label.end(), [](char c) {
+          return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+        });
+    if (dot == std::string_view::npos) break;
+    rest.remove_prefix(dot + 1);
+    valid = valid && !rest.empty();  // no trailing dot
+  }
+  if (!valid) {
+    errors.add(f.at, f.path,
+               "invalid host pattern " + quoted(*text) +
+                   " (expected a host name like api.example.com or a wildcard like "
+                   "*.example.com)");
+    return std::nullopt;
+  }
+  return host;
+}
+
+std::optional<std::string> read_method(ErrorSink& errors, const Field& f) {
+  auto method = detail::read_string(errors, f);
+  if (!method) return std::nullopt;
+  const bool upper_token =
+      is_token(*method) &&
+      std::none_of(method->begin(), method->end(), [](char c) { return c >= 'a' && c <= 'z'; });
+  if (!upper_token) {
+    // Methods are case-sensitive: "get" would never match a GET request.
+    errors.add(
+        f.at, f.path,
+        "invalid method " + quoted(*method) + " (expected an uppercase token such as GET or POST)");
+    return std::nullopt;
+  }
+  return method;
+}
+
+bool check_header_name(ErrorSink& errors, Position at, const std::string& path,
+                       std::string_view name) {
+  if (is_token(name)) return true;
+  errors.add(at, path, "invalid header name " + quoted(name));
+  return false;
+}
+
+// A value that could smuggle a second header or end the header block is refused here rather
+// than written to the wire.
+std::optional<std::string> read_header_value(ErrorSink& errors, const Field& f) {
+  auto value = detail::read_string(errors, f);
+  if (!value) return std::nullopt;
+  if (value->find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+    errors.add(f.at, f.path, "header value must not contain CR, LF or NUL");
+    return std::nullopt;
+  }
+  return value;
+}
+
+// Framing and hop-by-hop headers belong to the proxy: editing them would desynchronise the
+// message boundaries between client, proxy and backend.
+bool is_proxy_managed_header(std::string_view lower_name) {
+  static constexpr std::string_view kManaged[] = {
+      "content-length", "transfer-encoding", "connection",      "keep-alive", "te",
+      "trailer",        "upgrade",           "proxy-connection"};
+  return std::find(std::begin(kManaged), std::end(kManaged), lower_name) != std::end(kManaged);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The loader: one instance per file
+
+// Where something was defined, for "first defined at line N" and cross-references.
+struct Definition {
+  std::string name;
+  Position at;
+};
+
+struct ClusterReference {
+  std::string name;
+  Position at;
+  std::string path;
+};
+
+struct ListenSite {
+  SocketAddress address;
+  Position at;
+  std::string owner;  // `listener "web"` or `admin.listen`
+};
+
+class Loader {
+ public:
+  explicit Loader(ErrorSink& errors) : errors_(errors) {}
+
+  Config load(const Field& root);
+
+ private:
+  void parse_workers(const Field& f, int& workers);
+  void parse_log(const Field& f, LogConfig& log);
+  void parse_admin(const Field& f, AdminConfig& admin);
+  void parse_shutdown(const Field& f, ShutdownConfig& shutdown);
+
+  ListenerConfig parse_listener(const Field& f);
+  void parse_listener_timeouts(const Field& f, ListenerTimeouts& t, std::optional<Protocol> p);
+  void parse_limits(const Field& f, Limits& limits);
+  void parse_forwarded_headers(const Field& f, ForwardedHeaders& fwd);
+  RouteConfig parse_route(const Field& f);
+  bool parse_match(const Field& f, RouteMatch& match);  // true if path_prefix was given
+  void parse_header_edits(const Field& f, HeaderEdits& edits);
+
+  ClusterConfig parse_cluster(const Field& f);
+  std::optional<HashKey> parse_hash_key(const Field& f);
+  void parse_endpoints(const Field& f, std::vector<EndpointConfig>& endpoints);
+  void parse_cluster_timeouts(const Field& f, ClusterTimeouts& t);
+  void parse_keepalive(const Field& f, Keepalive& keepalive);
+  HealthCheck parse_health_check(const Field& f);
+
+  void report_http_only(const Field& f);
+  void define(std::vector<Definition>& defined, std::string_view kind, const std::string& name,
+              const Field& f);
+  void add_cluster_reference(const std::string& name, const Field& f);
+  void add_listen_site(const SocketAddress& address, const Field& f, std::string owner);
+  void check_cluster_references();
+
+  ErrorSink& errors_;
+  std::vector<Definition> listener_names_;
+  std::vector<Definition> cluster_names_;
+  std::vector<ClusterReference> cluster_references_;
+  std::vector<ListenSite> listen_sites_;
+};
+
+Config Loader::load(const Field& root) {
+  Config config;
+  MapReader m(errors_, root);
+  if (auto f = m.get("workers")) parse_workers(*f, config.workers);
+  if (auto f = m.get("io")) assign(config.io, detail::read_enum(errors_, *f, detail::kIoModeNames));
+  if (auto f = m.get("log")) parse_log(*f, config.log);
+  if (auto f = m.get("admin")) parse_admin(*f, config.admin);
+  if (auto f = m.get("shutdown")) parse_shutdown(*f, config.shutdown);
+  if (auto f = m.require("listeners")) {
+    if (auto items = detail::list_items(errors_, *f)) {
+      if (items->empty()) errors_.add(f->at, f->path, "expected at least one listener");
+      for (const Field& item : *items) config.listeners.push_back(parse_listener(item));
+    }
+  }
+  if (auto f = m.get("clusters")) {
+    if (auto items = detail::list_items(errors_, *f))
+      for (const Field& item : *items) config.clusters.push_back(parse_cluster(item));
+  }
+  m.finish();
+  check_cluster_references();
+  return config;
+}
+
+void Loader::parse_workers(const Field& f, int& workers) {
+  constexpr int kMaxWorkers = 1024;
+  // One message covers a wrong type, a non-number and a number out of range.
+  auto fail = [&] {
+    errors_.add(f.at, f.path,
+                "expected \"auto\" or an integer between 0 and " + std::to_string(kMaxWorkers) +
+                    ", got " + detail::describe_node(f.node));
+  };
+  if (!f.node.IsScalar()) return fail();
+  const std::string& text = f.node.Scalar();
+  if (text == "auto") {
+    workers = 0;
+    return;
+  }
+  int n = -1;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end != text.data() + text.size() || n < 0 || n > kMaxWorkers)
+    return fail();
+  workers = n;
+}
+
+void Loader::parse_log(const Field& f, LogConfig& log) {
+  MapReader m(errors_, f);
+  if (auto v = m.get("level"))
+    assign(log.level, detail::read_enum(errors_, *v, detail::kLogLevelNames));
+  if (auto v = m.get("access_log")) {
+    if (auto s = detail::read_string(errors_, *v)) {
+      if (s->empty())
+        errors_.add(v->at, v->path, "must not be empty (use stdout, stderr, off or a file path)");
+      else
+        log.access_log = *s;
+    }
+  }
+  if (auto v = m.get("access_log_format"))
+    assign(log.access_log_format, detail::read_enum(errors_, *v, detail::kAccessLogFormatNames));
+  if (auto v = m.get("error_log")) {
+    if (auto s = detail::read_string(errors_, *v)) {
+      if (s->empty() || *s == "off")
+        errors_.add(v->at, v->path,
+                    "must be stderr, stdout or a file path (errors cannot be turned off)");
+      else
+        log.error_log = *s;
+    }
+  }
+  m.finish();
+}
+
+void Loader::parse_admin(const Field& f, AdminConfig& admin) {
+  MapReader m(errors_, f);
+  if (auto v = m.require("listen")) {
+    if (auto address = detail::read_address(errors_, *v)) {
+      admin.listen = *address;
+      add_listen_site(*address, *v, "admin.listen");
+    }
+  }
+  m.finish();
+}
+
+void Loader::parse_shutdown(const Field& f, ShutdownConfig& shutdown) {
+  MapReader m(errors_, f);
+  if (auto v = m.get("drain_timeout"))
+    assign(shutdown.drain_timeout, detail::read_duration(errors_, *v));
+  m.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listeners
+
+ListenerConfig Loader::parse_listener(const Field& f) {
+  ListenerConfig listener;
+  MapReader m(errors_, f);
+  if (!m.ok()) return listener;
+
+  if (auto v = m.require("name")) {
+    if (auto name = read_name(errors_, *v)) {
+      listener.name = *name;
+      define(listener_names_, "listener", *name, *v);
+    }
+  }
+  if (auto v = m.require("listen")) {
+    if (auto address = detail::read_address(errors_, *v)) {
+      listener.listen = *address;
+      add_listen_site(*address, *v,
+                      listener.name.empty() ? f.path : "listener " + quoted(listener.name));
+    }
+  }
+  std::optional<Protocol> protocol;
+  if (auto v = m.require("protocol"))
+    protocol = detail::read_enum(errors_, *v, detail::kProtocolNames);
+  assign(listener.protocol, protocol);
+  if (protocol == Protocol::Tcp) listener.timeouts.idle = ListenerTimeouts::kTcpIdleDefault;
+
+  auto cluster = m.get("cluster");
+  if (cluster) {
+    if (auto name = read_cluster_name(errors_, *cluster)) {
+      listener.cluster = *name;
+      add_cluster_reference(*name, *cluster);
+    }
+  }
+  if (auto v = m.get("max_connections"))
+    assign(listener.max_connections, detail::read_int(errors_, *v, 1, detail::kNoUpperBound));
+  if (auto v = m.get("backlog")) assign(listener.backlog, detail::read_int(errors_, *v, 1, 65535));
+  if (auto v = m.get("timeouts")) parse_listener_timeouts(*v, listener.timeouts, protocol);
+
+  const bool tcp = protocol == Protocol::Tcp;
+  if (auto v = m.get("limits")) tcp ? report_http_only(*v) : parse_limits(*v, listener.limits);
+  if (auto v = m.get("forwarded_headers"))
+    tcp ? report_http_only(*v) : parse_forwarded_headers(*v, listener.forwarded_headers);
+  std::size_t route_count = 0;
+  if (auto v = m.get("routes")) {
+    if (tcp) {
+      report_http_only(*v);
+    } else if (auto items = detail::list_items(errors_, *v)) {
+      route_count = items->size();
+      for (const Field& item : *items) listener.routes.push_back(parse_route(item));
+    }
+  }
+  m.finish();
+
+  if (protocol == Protocol::Tcp && !cluster)
+    m.report_missing("cluster", "a tcp listener forwards every connection to one cluster");
+  if (protocol == Protocol::Http && !cluster && route_count == 0)
+    errors_.add(f.at, f.path, "an http listener needs routes, a default cluster, or both");
+  return listener;
+}
+
+void Loader::report_http_only(const Field& f) {
+  errors_.add(f.key_at, f.path, "only valid for http listeners (this listener is tcp)");
+}
+
+void Loader::parse_listener_timeouts(const Field& f, ListenerTimeouts& t,
+                                     std::optional<Protocol> protocol) {
+  MapReader m(errors_, f);
+  const bool tcp = protocol == Protocol::Tcp;
+  if (auto v = m.get("header"))
+    tcp ? report_http_only(*v) : assign(t.header, detail::read_positive_duration(errors_, *v));
+  if (auto v = m.get("idle")) assign(t.idle, detail::read_positive_duration(errors_, *v));
+  if (auto v = m.get("request_body"))
+    tcp ? report_http_only(*v)
+        : assign(t.request_body, detail::read_positive_duration(errors_, *v));
+  m.finish();
+}
+
+void Loader::parse_limits(const Field& f, Limits& limits) {
+  MapReader m(errors_, f);
+  bool all_valid = true;  // compare the two header limits only when neither was rejected
+  auto positive_size = [&](const Field& v, uint64_t& target) {
+    auto size = detail::read_size(errors_, v);
+    if (size && *size == 0) {
+      errors_.add(v.at, v.path, "must be greater than 0");
+      size.reset();
+    }
+    all_valid = all_valid && size.has_value();
+    assign(target, size);
+  };
+  auto line = m.get("max_request_line");
+  if (line) positive_size(*line, limits.max_request_line);
+  auto header = m.get("max_header_bytes");
+  if (header) positive_size(*header, limits.max_header_bytes);
+  if (auto v = m.get("max_body_size")) assign(limits.max_body_size, detail::read_size(errors_, *v));
+  m.finish();
+
+  // The request line counts towards max_header_bytes, so it cannot be allowed more.
+  if (all_valid && limits.max_request_line > limits.max_header_bytes) {
+    const std::string request_line = format_size(limits.max_request_line);
+    const std::string header_bytes = format_size(limits.max_header_bytes);
+    if (line)
+      errors_.add(line->at, line->path,
+                  "must not exceed max_header_bytes (" + request_line + " > " + header_bytes + ")");
+    else
+      errors_.add(
+          header->at, header->path,
+          "must be at least max_request_line (" + header_bytes + " < " + request_line + ")");
+  }
+}
+
+void Loader::parse_forwarded_headers(const Field& f, ForwardedHeaders& fwd) {
+  MapReader m(errors_, f);
+  if (auto v = m.get("x_forwarded_for"))
+    assign(fwd.x_forwarded_for, detail::read_bool(errors_, *v));
+  if (auto v = m.get("x_forwarded_proto"))
+    assign(fwd.x_forwarded_proto, detail::read_bool(errors_, *v));
+  if (auto v = m.get("x_forwarded_host"))
+    assign(fwd.x_forwarded_host, detail::read_bool(errors_, *v));
+  m.finish();
+}
+
+RouteConfig Loader::parse_route(const Field& f) {
+  RouteConfig route;
+  MapReader m(errors_, f);
+  if (!m.ok()) return route;
+  bool has_path_prefix = false;
+  if (auto v = m.get("match")) has_path_prefix = parse_match(*v, route.match);
+  if (auto v = m.require("cluster")) {
+    if (auto name = read_cluster_name(errors_, *v)) {
+      route.cluster = *name;
+      add_cluster_reference(*name, *v);
+    }
+  }
+  if (auto v = m.get("rewrite_prefix")) {
+    if (auto prefix = read_path(errors_, *v)) {
+      if (has_path_prefix)
+        route.rewrite_prefix = *prefix;
+      else
+        errors_.add(v->key_at, v->path, "requires match.path_prefix (the part it replaces)");
+    }
+  }
+  if (auto v = m.get("request_headers")) parse_header_edits(*v, route.request_headers);
+  if (auto v = m.get("response_headers")) parse_header_edits(*v, route.response_headers);
+  m.finish();
+  return route;
+}
+
+bool Loader::parse_match(const Field& f, RouteMatch& match) {
+  MapReader m(errors_, f);
+  if (auto v = m.get("host")) match.host = read_host_pattern(errors_, *v);
+  auto prefix = m.get("path_prefix");
+  if (prefix) match.path_prefix = read_path(errors_, *prefix);
+  if (auto v = m.get("path")) {
+    if (prefix)
+      errors_.add(v->key_at, v->path, "cannot be combined with path_prefix");
+    else
+      match.path = read_path(errors_, *v);
+  }
+  auto method = m.get("method");
+  if (method) {
+    if (auto name = read_method(errors_, *method)) match.methods.push_back(*name);
+  }
+  if (auto v = m.get("methods")) {
+    if (method) {
+      errors_.add(v->key_at, v->path, "cannot be combined with method");
+    } else if (auto items = detail::list_items(errors_, *v)) {
+      if (items->empty()) errors_.add(v->at, v->path, "expected at least one method");
+      for (const Field& item : *items)
+        if (auto name = read_method(errors_, item)) match.methods.push_back(*name);
+    }
+  }
+  if (auto v = m.get("headers")) {
+    if (auto entries = detail::map_entries(errors_, *v, "a map of header names to values")) {
+      for (const auto& entry : *entries) {
+        if (!check_header_name(errors_, entry.key_at, v->path, entry.key)) continue;
+        if (auto value = read_header_value(errors_, entry.value))
+          match.headers.push_back({lowercase(entry.key), *value});
+      }
+    }
+  }
+  m.finish();
+  return prefix.has_value();
+}
+
+void Loader::parse_header_edits(const Field& f, HeaderEdits& edits) {
+  MapReader m(errors_, f);
+  auto check_editable = [&](Position at, const std::string& path, const std::string& name) {
+    if (!check_header_name(errors_, at, path, name)) return false;
+    if (!is_proxy_managed_header(lowercase(name))) return true;
+    errors_.add(at, path,
+                "header " + quoted(name) + " is managed by the proxy and cannot be edited");
+    return false;
+  };
+  if (auto v = m.get("add")) {
+    if (auto entries = detail::map_entries(errors_, *v, "a map of header names to values")) {
+      for (const auto& entry : *entries) {
+        if (!check_editable(entry.key_at, v->path, entry.key)) continue;
+        if (auto value = read_header_value(errors_, entry.value))
+          edits.add.push_back({entry.key, *value});
+      }
+    }
+  }
+  if (auto v = m.get("remove")) {
+    if (auto items = detail::list_items(errors_, *v)) {
+      for (const Field& item : *items) {
+        auto name = detail::read_string(errors_, item);
+        if (name && check_editable(item.at, item.path, *name))
+          edits.remove.push_back(lowercase(*name));
+      }
+    }
+  }
+  m.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clusters
+
+ClusterConfig Loader::parse_cluster(const Field& f) {
+  ClusterConfig cluster;
+  MapReader m(errors_, f);
+  if (!m.ok()) return cluster;
+
+  if (auto v = m.require("name")) {
+    if (auto name = read_name(errors_, *v)) {
+      cluster.name = *name;
+      define(cluster_names_, "cluster", *name, *v);
+    }
+  }
+  auto balance_field = m.get("balance");
+  std::optional<Balance> balance;
+  if (balance_field) balance = detail::read_enum(errors_, *balance_field, detail::kBalanceNames);
+  assign(cluster.balance, balance);
+  if (auto v = m.get("hash_key")) {
+    assign(cluster.hash_key, parse_hash_key(*v));
+    // A hash key the balancer ignores is a misunderstanding worth stopping; an invalid
+    // balance was reported already.
+    if ((!balance_field || balance) && cluster.balance != Balance::Hash)
+      errors_.add(v->key_at, v->path,
+                  "only valid with balance: hash (balance is " +
+                      std::string(to_string(cluster.balance)) + ")");
+  }
+  if (auto v = m.require("endpoints")) parse_endpoints(*v, cluster.endpoints);
+  if (auto v = m.get("timeouts")) parse_cluster_timeouts(*v, cluster.timeouts);
+  if (auto v = m.get("keepalive")) parse_keepalive(*v, cluster.keepalive);
+  if (auto v = m.get("max_connections"))
+    assign(cluster.max_connections, detail::read_int(errors_, *v, 0, detail::kNoUpperBound));
+  if (auto v = m.get("retries")) assign(cluster.retries, detail::read_int(errors_, *v, 0, 10));
+  if (auto v = m.get("health_check")) cluster.health_check = parse_health_check(*v);
+  m.finish();
+  return cluster;
+}
+
+std::optional<HashKey> Loader::parse_hash_key(const Field& f) {
+  auto text = detail::read_scalar(errors_, f, "source_ip or header:NAME");
+  if (!text) return std::nullopt;
+  if (*text == "source_ip") return HashKey{HashKeyKind::SourceIp, ""};
+  constexpr std::string_view kHeaderPrefix = "header:";
+  if (text->starts_with(kHeaderPrefix)) {
+    std::string name = text->substr(kHeaderPrefix.size());
+    if (is_token(name)) return HashKey{HashKeyKind::Header, lowercase(std::move(name))};
+  }
+  errors_.add(f.at, f.path,
+              "invalid hash_key " + quoted(*text) + " (expected source_ip or header:NAME)");
+  return std::nullopt;
+}
+
+void Loader::parse_endpoints(const Field& f, std::vector<EndpointConfig>& endpoints) {
+  auto items = detail::list_items(errors_, f);
+  if (!items) return;
+  if (items->empty()) errors_.add(f.at, f.path, "expected at least one endpoint");
+  std::vector<Position> defined_at;  // parallel to endpoints
+  for (const Field& item : *items) {
+    EndpointConfig endpoint;
+    std::optional<Field> address_field;
+    if (item.node.IsScalar()) {  // the short form: "- 10.0.0.1:8080"
+      address_field = item;
+    } else {
+      MapReader m(errors_, item);
+      if (!m.ok()) continue;
+      address_field = m.require("address");
+      if (auto v = m.get("weight")) assign(endpoint.weight, detail::read_int(errors_, *v, 1, 256));
+      m.finish();
+    }
+    if (!address_field) continue;
+    auto address = detail::read_address(errors_, *address_field);
+    if (!address) continue;
+    if (!address->is_unix() && address->port() == 0) {
+      errors_.add(address_field->at, address_field->path, "port 0 is not valid for an endpoint");
+      continue;
+    }
+    auto duplicate = std::find_if(endpoints.begin(), endpoints.end(),
+                                  [&](const EndpointConfig& e) { return e.address == *address; });
+    if (duplicate != endpoints.end()) {
+      const Position first = defined_at[static_cast<std::size_t>(duplicate - endpoints.begin())];
+      errors_.add(address_field->at, address_field->path,
+                  "duplicate endpoint " + address->to_string() + " (first at line " +
+                      std::to_string(first.line) + ")");
+      continue;
+    }
+    endpoint.address = *address;
+    endpoints.push_back(endpoint);
+    defined_at.push_back(address_field->at);
+  }
+}
+
+void Loader::parse_cluster_timeouts(const Field& f, ClusterTimeouts& t) {
+  MapReader m(errors_, f);
+  if (auto v = m.get("connect")) assign(t.connect, detail::read_positive_duration(errors_, *v));
+  if (auto v = m.get("read")) assign(t.read, detail::read_positive_duration(errors_, *v));
+  if (auto v = m.get("write")) assign(t.write, detail::read_positive_duration(errors_, *v));
+  if (auto v = m.get("idle")) assign(t.idle, detail::read_positive_duration(errors_, *v));
+  m.finish();
+}
+
+void Loader::parse_keepalive(const Field& f, Keepalive& keepalive) {
+  MapReader m(errors_, f);
+  if (auto v = m.get("max_idle"))
+    assign(keepalive.max_idle, detail::read_int(errors_, *v, 0, detail::kNoUpperBound));
+  if (auto v = m.get("idle_timeout"))
+    assign(keepalive.idle_timeout, detail::read_positive_duration(errors_, *v));
+  m.finish();
+}
+
+HealthCheck Loader::parse_health_check(const Field& f) {
+  HealthCheck check;
+  MapReader m(errors_, f);
+  auto type_field = m.get("type");
+  std::optional<HealthCheckType> type;
+  if (type_field) type = detail::read_enum(errors_, *type_field, detail::kHealthCheckTypeNames);
+  assign(check.type, type);
+  if (auto v = m.get("path")) {
+    if (check.type == HealthCheckType::Http)
+      assign(check.path, read_path(errors_, *v));
+    else if (!type_field || type)  // an invalid type was reported already
+      errors_.add(v->key_at, v->path, "only valid with type: http");
+  }
+  if (auto v = m.get("interval"))
+    assign(check.interval, detail::read_positive_duration(errors_, *v));
+  if (auto v = m.get("timeout")) assign(check.timeout, detail::read_positive_duration(errors_, *v));
+  if (auto v = m.get("rise"))
+    assign(check.rise, detail::read_int(errors_, *v, 1, detail::kNoUpperBound));
+  if (auto v = m.get("fall"))
+    assign(check.fall, detail::read_int(errors_, *v, 1, detail::kNoUpperBound));
+  m.finish();
+  return check;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names, references and addresses across sections
+
+void Loader::define(std::vector<Definition>& defined, std::string_view kind,
+                    const std::string& name, const Field& f) {
+  auto earlier = std::find_if(defined.begin(), defined.end(),
+                              [&](const Definition& d) { return d.name == name; });
+  if (earlier != defined.end()) {
+    errors_.add(f.at, f.path,
+                "duplicate " + std::string(kind) + " name " + quoted(name) +
+                    " (first defined at line " + std::to_string(earlier->at.line) + ")");
+    return;
+  }
+  defined.push_back(Definition{name, f.at});
+}
+
+void Loader::add_cluster_reference(const std::string& name, const Field& f) {
+  cluster_references_.push_back(ClusterReference{name, f.at, f.path});
+}
+
+void Loader::check_cluster_references() {
+  std::vector<std::string> names;
+  for (const auto& d : cluster_names_) names.push_back(d.name);
+  for (const auto& ref : cluster_references_) {
+    if (std::find(names.begin(), names.end(), ref.name) != names.end()) continue;
+    std::string message = "unknown cluster " + quoted(ref.name);
+    if (names.empty())
+      message += " (no clusters are defined)";
+    else if (auto suggestion = detail::closest_match(ref.name, names))
+      message += " (did you mean " + quoted(*suggestion) + "?)";
+    else
+      message += " (defined clusters: " + detail::join(names) + ")";
+    errors_.add(ref.at, ref.path, std::move(message));
+  }
+}
+
+bool is_wildcard(const SocketAddress& a) {
+  return (a.is_ipv4() && a.host_string() == "0.0.0.0") || (a.is_ipv6() && a.host_string() == "::");
+}
+
+// Two sockets that cannot both receive their own traffic: the same address, or a wildcard and
+// a specific address of one family on one port (SO_REUSEPORT would let both bind and then
+// split connections between them). Port 0 asks the kernel for a fresh port, so never clashes.
+// IPv4 against a dual-stack [::] is left to bind(2), which depends on IPV6_V6ONLY.
+bool overlaps(const SocketAddress& a, const SocketAddress& b) {
+  if (a == b) return a.is_unix() || a.port() != 0;
+  if (a.family() != b.family() || a.is_unix() || a.port() == 0 || a.port() != b.port())
+    return false;
+  return is_wildcard(a) || is_wildcard(b);
+}
+
+void Loader::add_listen_site(const SocketAddress& address, const Field& f, std::string owner) {
+  for (const ListenSite& site : listen_sites_) {
+    if (!overlaps(site.address, address)) continue;
+    const std::string where = site.owner + " at line " + std::to_string(site.at.line);
+    if (site.address == address)
+      errors_.add(f.at, f.path, "address " + address.to_string() + " is already used by " + where);
+    else
+      errors_.add(f.at, f.path,
+                  "address " + address.to_string() + " overlaps " + site.address.to_string() +
+                      " of " + where);
+    return;
+  }
+  listen_sites_.push_back(ListenSite{address, f.at, std::move(owner)});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry points
+
+LoadResult load_from_text(std::string_view yaml, const std::string& source_name) {
+  ErrorSink errors(source_name);
+  try {
+    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
+    if (documents.empty()) {
+      errors.add({}, "", "empty config (expected a map with listeners and clusters)");
+    } else if (documents.size() > 1) {
+      errors.add(detail::position_of(documents[1].Mark()), "",
+                 "more than one YAML document (a config is exactly one)");
+    } else {
+      Loader loader(errors);
+      Config config = loader.load(detail::root_field(documents[0]));
+      if (errors.empty()) {
+        config.source_path = source_name;
+        return config;
+      }
+    }
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp's own message for this is "bad file".
+    errors.add(detail::position_of(e.mark), "", "invalid YAML: nested too deeply");
+  } catch (const YAML::Exception& e) {
+    errors.add(detail::position_of(e.mark), "", "invalid YAML: " + e.msg);
+  } catch (const std::exception& e) {
+    errors.add({}, "", std::string("cannot load config: ") + e.what());
+  }
+  return errors.take_sorted();
+}
+
+}  // namespace
+
+LoadResult load_config_string(std::string_view yaml, std::string source_name) {
+  return load_from_text(yaml, source_name);
+}
+
+LoadResult load_config_file(const std::string& path) {
+  auto fail = [&](std::string_view what, int err) {
+    return LoadResult(std::vector<ConfigError>{
+        ConfigError{path, 0, 0, "", std::string(what) + ": " + std::strerror(err)}});
+  };
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return fail("cannot open", errno);
+  std::string text;
+  char buffer[16 * 1024];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail("cannot read", errno);  // EISDIR for a directory
+    if (n == 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  return load_from_text(text, path);
+}
+
+}  // namespace lbd::config
