@@ -193,6 +193,7 @@ class StreamListener::AcceptWait : public Cancellable {
 };
 
 StreamListener::StreamListener(UniqueFd fd) : Socket(std::move(fd)), q_(std::make_unique<AcceptQueue>()) {}
+StreamListener::StreamListener() = default;
 StreamListener::StreamListener(StreamListener&&) noexcept = default;
 StreamListener& StreamListener::operator=(StreamListener&& o) noexcept {
   if (this != &o) {

@@ -157,7 +157,7 @@ struct ListenOptions {
 /// accepted fds; on epoll it accepts one at a time when readable.
 class StreamListener : public Socket {
  public:
-  StreamListener() = default;
+  StreamListener();
   StreamListener(StreamListener&&) noexcept;
   StreamListener& operator=(StreamListener&&) noexcept;
   ~StreamListener();

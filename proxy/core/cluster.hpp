@@ -1,0 +1,82 @@
+#pragma once
+// Cluster: one worker's view of a configured cluster — endpoint states, the balancer over them,
+// and connecting to an endpoint with timeouts and retries. Owned by a WorkerState; nothing in
+// here is shared with other workers.
+
+#include <memory>
+#include <variant>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "proxy/balancer/balancer.hpp"
+#include "proxy/core/stats.hpp"
+#include "runtime/net.hpp"
+
+namespace lbd::proxy {
+
+class Cluster;
+
+/// Counts one open connection (or request) against an endpoint while alive, for least_conn,
+/// random_two and max_connections.
+class EndpointLease {
+ public:
+  EndpointLease() = default;
+  EndpointLease(Cluster* cluster, std::size_t index);
+  EndpointLease(EndpointLease&& o) noexcept
+      : cluster_(std::exchange(o.cluster_, nullptr)), index_(o.index_) {}
+  EndpointLease& operator=(EndpointLease&& o) noexcept;
+  EndpointLease(const EndpointLease&) = delete;
+  ~EndpointLease() { release(); }
+  void release();
+  std::size_t index() const { return index_; }
+
+ private:
+  Cluster* cluster_ = nullptr;  // not owned; the WorkerState keeps the cluster alive
+  std::size_t index_ = 0;
+};
+
+/// A connected upstream socket and the endpoint it goes to.
+struct Upstream {
+  TcpStream stream;
+  std::size_t endpoint = 0;
+  EndpointLease lease;
+};
+
+/// Why connecting to a cluster failed, for counters and the client's answer.
+enum class ConnectFailure { NoEndpoint, OverLimit, Refused, Timeout, Other };
+
+struct ConnectError {
+  ConnectFailure cause;
+  std::string detail;  // "connect 10.0.0.12:8080 for cluster web: connection refused; ..."
+};
+
+class Cluster {
+ public:
+  Cluster(const config::ClusterConfig& cfg, uint64_t seed);
+  Cluster(const Cluster&) = delete;
+
+  const config::ClusterConfig& config() const { return cfg_; }
+  const std::string& name() const { return cfg_.name; }
+  std::size_t size() const { return states_.size(); }
+  const SocketAddress& address(std::size_t i) const { return cfg_.endpoints[i].address; }
+  EndpointState& state(std::size_t i) { return states_[i]; }
+  uint32_t active_total() const { return active_total_; }
+
+  /// The hash key for a client, per the cluster's hash_key (source IP; headers are HTTP's).
+  PickContext pick_context(const SocketAddress& client) const;
+
+  /// Picks an endpoint and connects, trying up to `retries` other endpoints when a connect is
+  /// refused or times out. Every failed attempt is logged and counted in `stats`.
+  Task<std::variant<Upstream, ConnectError>> connect(PickContext ctx, ListenerStats* stats);
+
+ private:
+  friend class EndpointLease;
+
+  const config::ClusterConfig cfg_;  // a copy: lives as long as this per-worker state
+  std::vector<EndpointState> states_;
+  std::unique_ptr<Balancer> balancer_;
+  uint32_t active_total_ = 0;
+};
+
+}  // namespace lbd::proxy
