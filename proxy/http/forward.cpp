@@ -36,7 +36,8 @@ void append_added(std::string& out, const HeaderEdits& edits) {
 }
 
 // Writes `target` with the first matching rewrite applied.
-void append_target(std::string& out, std::string_view target, const std::vector<PathRewrite>& rewrites) {
+void append_target(std::string& out, std::string_view target,
+                   const std::vector<PathRewrite>& rewrites) {
   if (target == "*") {
     out.append(target);
     return;
@@ -52,9 +53,9 @@ void append_target(std::string& out, std::string_view target, const std::vector<
   out.append(target);
 }
 
-}  // namespace
-
-bool is_hop_by_hop(std::string_view name, const HeaderList& fields) {
+// is_hop_by_hop() for serializers that ask for every field of a message: `has_connection` says
+// whether the message has a Connection field at all, which spares the scan in the usual case.
+bool hop_by_hop(std::string_view name, const HeaderList& fields, bool has_connection) {
   static constexpr std::string_view kAlways[] = {
       "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Transfer-Encoding", "Upgrade",
   };
@@ -62,19 +63,26 @@ bool is_hop_by_hop(std::string_view name, const HeaderList& fields) {
     if (iequals(name, h)) return true;
   }
   // A client naming Host in Connection must not make the request lose it.
-  if (iequals(name, "Host")) return false;
+  if (!has_connection || iequals(name, "Host")) return false;
   for (HeaderField f : fields) {
     if (iequals(f.name, "Connection") && http_detail::list_contains(f.value, name)) return true;
   }
   return false;
 }
 
+}  // namespace
+
+bool is_hop_by_hop(std::string_view name, const HeaderList& fields) {
+  return hop_by_hop(name, fields, true);
+}
+
 void serialize_request_head(const RequestHead& req, const RequestForwardConfig& config,
                             const RequestForwardContext& ctx, std::string& out) {
   const bool upgrading = req.upgrade && config.allow_upgrade;
   const bool append_xff = config.x_forwarded_for && !ctx.client_ip.empty();
+  const bool has_connection = req.headers.contains("Connection");
   auto forwarded = [&](std::string_view name) {
-    return !is_hop_by_hop(name, req.headers) && !is_removed(name, config.headers);
+    return !hop_by_hop(name, req.headers, has_connection) && !is_removed(name, config.headers);
   };
 
   out.append(req.method).push_back(' ');
@@ -101,7 +109,9 @@ void serialize_request_head(const RequestHead& req, const RequestForwardConfig& 
       // One field: every X-Forwarded-For line the client sent, in order, then the client.
       out.append(f.name).append(": ");
       for (HeaderField x : req.headers) {
-        if (iequals(x.name, "X-Forwarded-For") && !x.value.empty()) out.append(x.value).append(", ");
+        if (iequals(x.name, "X-Forwarded-For") && !x.value.empty()) {
+          out.append(x.value).append(", ");
+        }
       }
       out.append(ctx.client_ip).append(kCrlf);
       xff_written = true;
@@ -154,8 +164,9 @@ ResponseForwardPlan serialize_response_head(const ResponseHead& resp,
         break;
       case BodyFraming::Kind::kChunked:
       case BodyFraming::Kind::kUntilClose:
-        plan.body = ctx.client_version == HttpVersion::kHttp11 ? ResponseForwardPlan::Body::kChunked
-                                                               : ResponseForwardPlan::Body::kUntilClose;
+        plan.body = ctx.client_version == HttpVersion::kHttp11
+                        ? ResponseForwardPlan::Body::kChunked
+                        : ResponseForwardPlan::Body::kUntilClose;
         break;
     }
     plan.close = !ctx.keep_alive || plan.body == ResponseForwardPlan::Body::kUntilClose;
@@ -166,15 +177,20 @@ ResponseForwardPlan serialize_response_head(const ResponseHead& resp,
   out.push_back(' ');
   out.append(resp.reason).append(kCrlf);
 
+  const bool has_connection = resp.headers.contains("Connection");
   for (HeaderField f : resp.headers) {
     if (iequals(f.name, "Upgrade")) {
       if (switching) append_field(out, f.name, f.value);
       continue;
     }
-    if (is_hop_by_hop(f.name, resp.headers) || is_removed(f.name, config.headers)) continue;
+    if (hop_by_hop(f.name, resp.headers, has_connection) || is_removed(f.name, config.headers)) {
+      continue;
+    }
     // A body's length is rewritten below; a body-less response (HEAD, 304) keeps the server's
     // Content-Length, which describes the representation, not this message.
-    if (iequals(f.name, "Content-Length") && resp.framing.kind != BodyFraming::Kind::kNone) continue;
+    if (iequals(f.name, "Content-Length") && resp.framing.kind != BodyFraming::Kind::kNone) {
+      continue;
+    }
     append_field(out, f.name, f.value);
   }
   switch (plan.body) {
@@ -228,21 +244,36 @@ void append_last_chunk(std::string& out, const HeaderList* trailers) {
 
 std::string_view status_reason(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+      return "Continue";
+    case 101:
+      return "Switching Protocols";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Unknown";
   }
 }
 

@@ -35,9 +35,8 @@ size_t HeaderList::count(std::string_view name) const {
 
 void HeaderList::remove(std::string_view name) {
   std::string_view text(text_);
-  std::erase_if(entries_, [&](const Entry& e) {
-    return iequals(text.substr(e.name_off, e.name_len), name);
-  });
+  std::erase_if(entries_,
+                [&](const Entry& e) { return iequals(text.substr(e.name_off, e.name_len), name); });
 }
 
 void HeaderList::clear() {

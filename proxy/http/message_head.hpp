@@ -31,7 +31,9 @@ struct BodyFraming {
   static BodyFraming content_length(uint64_t n) { return {Kind::kContentLength, n}; }
   static BodyFraming chunked() { return {Kind::kChunked, 0}; }
   static BodyFraming until_close() { return {Kind::kUntilClose, 0}; }
-  bool has_body() const { return kind != Kind::kNone && !(kind == Kind::kContentLength && length == 0); }
+  bool has_body() const {
+    return kind != Kind::kNone && !(kind == Kind::kContentLength && length == 0);
+  }
   friend bool operator==(const BodyFraming&, const BodyFraming&) = default;
 };
 

@@ -48,7 +48,9 @@ HttpError RequestParserImpl::classify_target() {
     return {};
   }
   if (t == "*") {
-    if (head_.method != "OPTIONS") return refuse(400, "asterisk-form target on a method other than OPTIONS");
+    if (head_.method != "OPTIONS") {
+      return refuse(400, "asterisk-form target on a method other than OPTIONS");
+    }
     head_.target_form = TargetForm::kAsterisk;
     return {};
   }
@@ -142,7 +144,9 @@ HttpError RequestParserImpl::complete_head(llhttp_t& p) {
     if (!http11) return refuse(400, "Transfer-Encoding in an HTTP/1.0 request");
     if (cl_count > 0) return refuse(400, "Content-Length with Transfer-Encoding");
     if (te_empty) return refuse(400, "empty Transfer-Encoding");
-    if (te_chunked_not_last) return refuse(400, "Transfer-Encoding: chunked is not the final coding");
+    if (te_chunked_not_last) {
+      return refuse(400, "Transfer-Encoding: chunked is not the final coding");
+    }
     if (te_unknown) return refuse(501, "unsupported transfer coding");
     h.framing = BodyFraming::chunked();
   } else if (cl_count > 1) {
@@ -160,7 +164,8 @@ HttpError RequestParserImpl::complete_head(llhttp_t& p) {
   const bool agree =
       h.framing.kind == BodyFraming::Kind::kChunked
           ? llhttp_chunked && !llhttp_length
-          : !llhttp_chunked && llhttp_length == (h.framing.kind == BodyFraming::Kind::kContentLength) &&
+          : !llhttp_chunked &&
+                llhttp_length == (h.framing.kind == BodyFraming::Kind::kContentLength) &&
                 (!llhttp_length || p.content_length == h.framing.length);
   if (!agree) return refuse(400, "ambiguous message framing");
 

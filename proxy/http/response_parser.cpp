@@ -40,7 +40,9 @@ HttpError refuse(const char* reason) { return HttpError{502, reason, 0}; }
 
 HttpError ResponseParserImpl::complete_head(llhttp_t& p) {
   ResponseHead& h = head_;
-  if (p.http_major != 1 || p.http_minor > 1) return refuse("unsupported HTTP version in the status line");
+  if (p.http_major != 1 || p.http_minor > 1) {
+    return refuse("unsupported HTTP version in the status line");
+  }
   h.version = p.http_minor == 0 ? HttpVersion::kHttp10 : HttpVersion::kHttp11;
   const bool http11 = h.version == HttpVersion::kHttp11;
   h.status = p.status_code;
@@ -78,8 +80,8 @@ HttpError ResponseParserImpl::complete_head(llhttp_t& p) {
 
   // Whatever the framing fields say, these responses end with their head (RFC 9112 §6.3 1.).
   // Their fields are still checked: a server that sends nonsense is not pooled.
-  const bool no_body = head_request_ || (h.status >= 100 && h.status < 200) ||
-                       h.status == 204 || h.status == 304;
+  const bool no_body =
+      head_request_ || (h.status >= 100 && h.status < 200) || h.status == 204 || h.status == 304;
   if (has_te) {
     if (!http11) return refuse("Transfer-Encoding in an HTTP/1.0 response");
     if (cl_count > 0) return refuse("Content-Length with Transfer-Encoding");

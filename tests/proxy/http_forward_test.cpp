@@ -43,7 +43,9 @@ std::vector<std::string> field_lines(std::string_view head) {
   return lines;
 }
 
-std::string start_line(std::string_view head) { return std::string(head.substr(0, head.find("\r\n"))); }
+std::string start_line(std::string_view head) {
+  return std::string(head.substr(0, head.find("\r\n")));
+}
 
 std::string forward_request(std::string_view raw, const RequestForwardConfig& config = {},
                             RequestForwardContext ctx = {"10.0.0.9", "http"}) {
@@ -53,7 +55,8 @@ std::string forward_request(std::string_view raw, const RequestForwardConfig& co
   // What goes upstream is itself a valid, strict request head.
   HttpRequestParser check;
   EXPECT_EQ(check.parse(std::string_view(out)).kind, HttpEvent::kHeadComplete)
-      << check.error().reason << "\n" << out;
+      << check.error().reason << "\n"
+      << out;
   return out;
 }
 
@@ -100,28 +103,32 @@ TEST(SerializeRequestHead, AppendsClientToXForwardedFor) {
   EXPECT_EQ(lines[2], "Accept: */*");
   EXPECT_EQ(RequestHead(parse_request_head(out)).headers.count("X-Forwarded-For"), 1u);
 
-  std::string fresh = forward_request("GET / HTTP/1.1\r\nHost: a\r\n\r\n", {}, {"2001:db8::1", "https"});
-  EXPECT_EQ(field_lines(fresh), (std::vector<std::string>{"Host: a", "X-Forwarded-For: 2001:db8::1",
-                                                          "X-Forwarded-Proto: https",
-                                                          "X-Forwarded-Host: a"}));
+  std::string fresh =
+      forward_request("GET / HTTP/1.1\r\nHost: a\r\n\r\n", {}, {"2001:db8::1", "https"});
+  EXPECT_EQ(field_lines(fresh),
+            (std::vector<std::string>{"Host: a", "X-Forwarded-For: 2001:db8::1",
+                                      "X-Forwarded-Proto: https", "X-Forwarded-Host: a"}));
 }
 
 TEST(SerializeRequestHead, ReplacesClientXForwardedProtoAndHost) {
   std::string out = forward_request(
-      "GET / HTTP/1.1\r\nHost: real.example\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\n\r\n");
-  EXPECT_EQ(field_lines(out), (std::vector<std::string>{"Host: real.example", "X-Forwarded-For: 10.0.0.9",
-                                                        "X-Forwarded-Proto: http",
-                                                        "X-Forwarded-Host: real.example"}));
+      "GET / HTTP/1.1\r\nHost: real.example\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: "
+      "evil\r\n\r\n");
+  EXPECT_EQ(field_lines(out), (std::vector<std::string>{
+                                  "Host: real.example", "X-Forwarded-For: 10.0.0.9",
+                                  "X-Forwarded-Proto: http", "X-Forwarded-Host: real.example"}));
   RequestForwardConfig off;
   off.x_forwarded_for = off.x_forwarded_proto = off.x_forwarded_host = false;
   std::string passed = forward_request(
-      "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\n\r\n", off);
+      "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\n\r\n",
+      off);
   EXPECT_EQ(field_lines(passed), (std::vector<std::string>{"Host: a", "X-Forwarded-For: 1.2.3.4",
                                                            "X-Forwarded-Proto: https"}));
 }
 
 TEST(SerializeRequestHead, AbsoluteFormBecomesOriginFormWithHostFromTarget) {
-  std::string out = forward_request("GET http://Target.example:81/p?q HTTP/1.1\r\nHost: other\r\n\r\n");
+  std::string out =
+      forward_request("GET http://Target.example:81/p?q HTTP/1.1\r\nHost: other\r\n\r\n");
   EXPECT_EQ(start_line(out), "GET /p?q HTTP/1.1");
   EXPECT_EQ(field_lines(out)[0], "Host: target.example:81");
 }
@@ -136,11 +143,12 @@ TEST(SerializeRequestHead, Http10RequestGoesUpAsHttp11WithHost) {
 
 TEST(SerializeRequestHead, ReframesTheBody) {
   std::string chunked = forward_request(
-      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n");
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Type: "
+      "text/plain\r\n\r\n");
   EXPECT_EQ(field_lines(chunked),
-            (std::vector<std::string>{"Host: a", "Content-Type: text/plain", "Transfer-Encoding: chunked",
-                                      "X-Forwarded-For: 10.0.0.9", "X-Forwarded-Proto: http",
-                                      "X-Forwarded-Host: a"}));
+            (std::vector<std::string>{"Host: a", "Content-Type: text/plain",
+                                      "Transfer-Encoding: chunked", "X-Forwarded-For: 10.0.0.9",
+                                      "X-Forwarded-Proto: http", "X-Forwarded-Host: a"}));
   std::string sized = forward_request("POST / HTTP/1.1\r\ncontent-length: 0012\r\nHost: a\r\n\r\n");
   std::vector<std::string> lines = field_lines(sized);
   EXPECT_EQ(lines[0], "Host: a");
@@ -157,8 +165,9 @@ TEST(SerializeRequestHead, KeepsUpgradeWhenUpgrading) {
   RequestForwardConfig config;
   config.x_forwarded_for = config.x_forwarded_proto = config.x_forwarded_host = false;
   std::string out = forward_request(raw, config);
-  EXPECT_EQ(field_lines(out), (std::vector<std::string>{"Host: a", "Upgrade: websocket", "Sec-WebSocket-Key: k",
-                                                        "Connection: upgrade"}));
+  EXPECT_EQ(field_lines(out),
+            (std::vector<std::string>{"Host: a", "Upgrade: websocket", "Sec-WebSocket-Key: k",
+                                      "Connection: upgrade"}));
   EXPECT_TRUE(parse_request_head(out).upgrade);
 
   config.allow_upgrade = false;
@@ -173,12 +182,14 @@ TEST(SerializeRequestHead, AppliesConfiguredEditsAndPathRewrite) {
   config.headers.add = {{"X-Route", "api"}, {"X-Env", "prod"}};
   config.path_rewrites = {{"/api/v1/", "/"}, {"/api", ""}, {"/old", "/new"}};
   auto rewrite = [&](std::string_view target) {
-    std::string raw = "GET " + std::string(target) + " HTTP/1.1\r\nHost: a\r\nCookie: c\r\nX-Debug: 1\r\nX-Keep: 1\r\n\r\n";
+    std::string raw = "GET " + std::string(target) +
+                      " HTTP/1.1\r\nHost: a\r\nCookie: c\r\nX-Debug: 1\r\nX-Keep: 1\r\n\r\n";
     return forward_request(raw, config);
   };
   std::string out = rewrite("/api/v1/users?id=3");
   EXPECT_EQ(start_line(out), "GET /users?id=3 HTTP/1.1");
-  EXPECT_EQ(field_lines(out), (std::vector<std::string>{"Host: a", "X-Keep: 1", "X-Route: api", "X-Env: prod"}));
+  EXPECT_EQ(field_lines(out),
+            (std::vector<std::string>{"Host: a", "X-Keep: 1", "X-Route: api", "X-Env: prod"}));
   EXPECT_EQ(start_line(rewrite("/api")), "GET / HTTP/1.1");
   EXPECT_EQ(start_line(rewrite("/api?x")), "GET /?x HTTP/1.1");
   EXPECT_EQ(start_line(rewrite("/api/x")), "GET /x HTTP/1.1");
@@ -188,9 +199,9 @@ TEST(SerializeRequestHead, AppliesConfiguredEditsAndPathRewrite) {
 
 // ---------------------------------------------------------------------------------------------
 
-std::string forward_response(std::string_view raw, ResponseForwardContext ctx, ResponseForwardPlan* plan = nullptr,
-                             std::string_view method = "GET", bool upgrade = false,
-                             const ResponseForwardConfig& config = {}) {
+std::string forward_response(std::string_view raw, ResponseForwardContext ctx,
+                             ResponseForwardPlan* plan = nullptr, std::string_view method = "GET",
+                             bool upgrade = false, const ResponseForwardConfig& config = {}) {
   ResponseHead resp = parse_response_head(raw, method, upgrade);
   std::string out;
   ResponseForwardPlan p = serialize_response_head(resp, config, ctx, out);
@@ -205,15 +216,16 @@ TEST(SerializeResponseHead, DropsHopByHopAndKeepsLength) {
       "X-Hop: 1\r\nset-cookie: a=1\r\nContent-Length: 5\r\nSet-Cookie: b=2\r\n\r\n",
       {HttpVersion::kHttp11, true}, &plan);
   EXPECT_EQ(start_line(out), "HTTP/1.1 200 OK");
-  EXPECT_EQ(field_lines(out), (std::vector<std::string>{"Server: up", "set-cookie: a=1", "Set-Cookie: b=2",
-                                                        "Content-Length: 5"}));
+  EXPECT_EQ(field_lines(out), (std::vector<std::string>{"Server: up", "set-cookie: a=1",
+                                                        "Set-Cookie: b=2", "Content-Length: 5"}));
   EXPECT_EQ(plan.body, ResponseForwardPlan::Body::kContentLength);
   EXPECT_EQ(plan.length, 5u);
   EXPECT_FALSE(plan.close);
 }
 
 TEST(SerializeResponseHead, UnknownLengthGoesChunkedToHttp11Clients) {
-  for (const char* raw : {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "HTTP/1.0 200 OK\r\n\r\n"}) {
+  for (const char* raw :
+       {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "HTTP/1.0 200 OK\r\n\r\n"}) {
     ResponseForwardPlan plan;
     std::string out = forward_response(raw, {HttpVersion::kHttp11, true}, &plan);
     EXPECT_EQ(field_lines(out), (std::vector<std::string>{"Transfer-Encoding: chunked"})) << raw;
@@ -224,8 +236,9 @@ TEST(SerializeResponseHead, UnknownLengthGoesChunkedToHttp11Clients) {
 
 TEST(SerializeResponseHead, UnknownLengthIsCloseDelimitedForHttp10Clients) {
   ResponseForwardPlan plan;
-  std::string out = forward_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n",
-                                     {HttpVersion::kHttp10, true}, &plan);
+  std::string out =
+      forward_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n",
+                       {HttpVersion::kHttp10, true}, &plan);
   EXPECT_EQ(start_line(out), "HTTP/1.1 200 OK");
   EXPECT_EQ(field_lines(out), (std::vector<std::string>{"X: y", "Connection: close"}));
   EXPECT_EQ(plan.body, ResponseForwardPlan::Body::kUntilClose);
@@ -249,13 +262,14 @@ TEST(SerializeResponseHead, ConnectionFieldFollowsWhatTheProxyWillDo) {
 
 TEST(SerializeResponseHead, BodylessResponsesKeepTheServersContentLength) {
   ResponseForwardPlan plan;
-  std::string head = forward_response("HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nETag: \"x\"\r\n\r\n",
-                                      {HttpVersion::kHttp11, true}, &plan, "HEAD");
+  std::string head =
+      forward_response("HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nETag: \"x\"\r\n\r\n",
+                       {HttpVersion::kHttp11, true}, &plan, "HEAD");
   EXPECT_EQ(field_lines(head), (std::vector<std::string>{"Content-Length: 1234", "ETag: \"x\""}));
   EXPECT_EQ(plan.body, ResponseForwardPlan::Body::kNone);
   std::string not_modified = forward_response(
-      "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\nETag: \"x\"\r\n\r\n", {HttpVersion::kHttp11, true},
-      &plan);
+      "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\nETag: \"x\"\r\n\r\n",
+      {HttpVersion::kHttp11, true}, &plan);
   EXPECT_EQ(field_lines(not_modified), (std::vector<std::string>{"ETag: \"x\""}));
   EXPECT_EQ(plan.body, ResponseForwardPlan::Body::kNone);
 }
@@ -267,14 +281,16 @@ TEST(SerializeResponseHead, SwitchingProtocolsKeepsUpgrade) {
       "Sec-WebSocket-Accept: s\r\n\r\n",
       {HttpVersion::kHttp11, true}, &plan, "GET", true);
   EXPECT_EQ(start_line(out), "HTTP/1.1 101 Switching Protocols");
-  EXPECT_EQ(field_lines(out), (std::vector<std::string>{"Upgrade: websocket", "Sec-WebSocket-Accept: s",
-                                                        "Connection: upgrade"}));
+  EXPECT_EQ(field_lines(out),
+            (std::vector<std::string>{"Upgrade: websocket", "Sec-WebSocket-Accept: s",
+                                      "Connection: upgrade"}));
   EXPECT_EQ(plan.body, ResponseForwardPlan::Body::kNone);
   EXPECT_FALSE(plan.close);
 }
 
 TEST(SerializeResponseHead, InterimResponseHasNoFramingOrConnection) {
-  std::string out = forward_response("HTTP/1.1 100 Continue\r\n\r\n", {HttpVersion::kHttp11, false});
+  std::string out =
+      forward_response("HTTP/1.1 100 Continue\r\n\r\n", {HttpVersion::kHttp11, false});
   EXPECT_EQ(out, "HTTP/1.1 100 Continue\r\n\r\n");
 }
 
@@ -282,10 +298,12 @@ TEST(SerializeResponseHead, AppliesConfiguredEdits) {
   ResponseForwardConfig config;
   config.headers.remove = {"server"};
   config.headers.add = {{"Strict-Transport-Security", "max-age=60"}};
-  std::string out = forward_response("HTTP/1.1 404 Not Found\r\nServer: x\r\nContent-Length: 0\r\n\r\n",
-                                     {HttpVersion::kHttp11, true}, nullptr, "GET", false, config);
+  std::string out =
+      forward_response("HTTP/1.1 404 Not Found\r\nServer: x\r\nContent-Length: 0\r\n\r\n",
+                       {HttpVersion::kHttp11, true}, nullptr, "GET", false, config);
   EXPECT_EQ(start_line(out), "HTTP/1.1 404 Not Found");
-  EXPECT_EQ(field_lines(out), (std::vector<std::string>{"Content-Length: 0", "Strict-Transport-Security: max-age=60"}));
+  EXPECT_EQ(field_lines(out), (std::vector<std::string>{"Content-Length: 0",
+                                                        "Strict-Transport-Security: max-age=60"}));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -339,7 +357,8 @@ TEST(ErrorResponses, AreCompleteStrictResponses) {
       EXPECT_EQ(p.head().keep_alive, keep_alive) << text;
       EXPECT_EQ(p.head().headers.get("Content-Type"), "text/plain");
       rest.remove_prefix(ev.consumed);
-      std::string expected_body = std::to_string(status) + " " + std::string(status_reason(status)) + "\n";
+      std::string expected_body =
+          std::to_string(status) + " " + std::string(status_reason(status)) + "\n";
       EXPECT_EQ(rest, expected_body);
       ev = p.parse(rest);
       ASSERT_EQ(ev.kind, HttpEvent::kBodyData);
@@ -347,7 +366,8 @@ TEST(ErrorResponses, AreCompleteStrictResponses) {
       EXPECT_EQ(p.parse(std::string_view()).kind, HttpEvent::kMessageComplete);
     }
   }
-  EXPECT_NE(make_error_response(418).find("HTTP/1.1 500 Internal Server Error\r\n"), std::string_view::npos);
+  EXPECT_NE(make_error_response(418).find("HTTP/1.1 500 Internal Server Error\r\n"),
+            std::string_view::npos);
   EXPECT_NE(make_error_response(413).find("413 Content Too Large"), std::string_view::npos);
 }
 

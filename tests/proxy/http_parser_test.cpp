@@ -23,16 +23,19 @@ std::string describe(const RequestHead& h) {
   std::string s = h.method + " " + h.target + " " + std::string(to_string(h.version));
   for (HeaderField f : h.headers) s.append("|").append(f.name).append(":").append(f.value);
   s += " host=" + h.host + " origin=" + std::string(h.origin_target());
-  s += " framing=" + std::to_string(static_cast<int>(h.framing.kind)) + "/" + std::to_string(h.framing.length);
+  s += " framing=" + std::to_string(static_cast<int>(h.framing.kind)) + "/" +
+       std::to_string(h.framing.length);
   s += " ka=" + std::to_string(h.keep_alive) + " expect=" + std::to_string(h.expect_continue) +
        " upgrade=" + std::to_string(h.upgrade);
   return s;
 }
 
 std::string describe(const ResponseHead& h) {
-  std::string s = std::string(to_string(h.version)) + " " + std::to_string(h.status) + " " + h.reason;
+  std::string s =
+      std::string(to_string(h.version)) + " " + std::to_string(h.status) + " " + h.reason;
   for (HeaderField f : h.headers) s.append("|").append(f.name).append(":").append(f.value);
-  s += " framing=" + std::to_string(static_cast<int>(h.framing.kind)) + "/" + std::to_string(h.framing.length);
+  s += " framing=" + std::to_string(static_cast<int>(h.framing.kind)) + "/" +
+       std::to_string(h.framing.length);
   s += " ka=" + std::to_string(h.keep_alive);
   return s;
 }
@@ -87,7 +90,8 @@ Outcome<Head> drive(Parser& parser, std::string_view input, size_t piece = 0, bo
       case HttpEvent::kMessageComplete: {
         ++r.completed;
         std::string t;
-        for (HeaderField f : parser.trailers()) t.append(f.name).append(":").append(f.value).append(";");
+        for (HeaderField f : parser.trailers())
+          t.append(f.name).append(":").append(f.value).append(";");
         if (!t.empty()) r.trailers.push_back(t);
         break;
       }
@@ -120,8 +124,8 @@ Outcome<Head> drive(Parser& parser, std::string_view input, size_t piece = 0, bo
   return r;
 }
 
-Outcome<RequestHead> parse_request(std::string_view input, size_t piece = 0, HttpParserLimits limits = {},
-                               bool finish = false) {
+Outcome<RequestHead> parse_request(std::string_view input, size_t piece = 0,
+                                   HttpParserLimits limits = {}, bool finish = false) {
   HttpRequestParser p(limits);
   return drive(p, input, piece, finish);
 }
@@ -168,7 +172,8 @@ TEST(HttpRequestParser, ParsesASimpleGet) {
 
 TEST(HttpRequestParser, TrimsValueWhitespaceAndKeepsObsText) {
   auto r = parse_request_both_ways(
-      "GET / HTTP/1.1\r\nHost: a\r\nX-A: \t padded value \t \r\nX-Empty:\r\nX-Latin: caf\xe9\r\n\r\n");
+      "GET / HTTP/1.1\r\nHost: a\r\nX-A: \t padded value \t \r\nX-Empty:\r\nX-Latin: "
+      "caf\xe9\r\n\r\n");
   ASSERT_EQ(r.heads.size(), 1u) << r.error_reason;
   EXPECT_EQ(r.heads[0].headers.get("x-a"), "padded value");
   EXPECT_EQ(r.heads[0].headers.get("X-Empty"), "");
@@ -211,7 +216,8 @@ TEST(HttpRequestParser, AbsoluteFormTargetSetsHost) {
   EXPECT_EQ(h.origin_target(), "/v1/x?y=1");
   EXPECT_EQ(h.path(), "/v1/x");
 
-  auto empty_path = parse_request_both_ways("GET https://h.example?q HTTP/1.1\r\nHost: h.example\r\n\r\n");
+  auto empty_path =
+      parse_request_both_ways("GET https://h.example?q HTTP/1.1\r\nHost: h.example\r\n\r\n");
   ASSERT_EQ(empty_path.heads.size(), 1u) << empty_path.error_reason;
   EXPECT_EQ(empty_path.heads[0].origin_target(), "/?q");
   EXPECT_EQ(empty_path.heads[0].host, "h.example");
@@ -230,13 +236,15 @@ TEST(HttpRequestParser, FlagsExpectContinueOnHttp11Only) {
   ASSERT_EQ(r.heads.size(), 1u) << r.error_reason;
   EXPECT_TRUE(r.heads[0].expect_continue);
   EXPECT_EQ(r.bodies[0], "abc");
-  auto r10 = parse_request_both_ways("PUT /f HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n");
+  auto r10 = parse_request_both_ways(
+      "PUT /f HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n");
   ASSERT_EQ(r10.heads.size(), 1u) << r10.error_reason;
   EXPECT_FALSE(r10.heads[0].expect_continue);
 }
 
 TEST(HttpRequestParser, ContentLengthBody) {
-  auto r = parse_request_both_ways("POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello\r\nworl");
+  auto r = parse_request_both_ways(
+      "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello\r\nworl");
   ASSERT_EQ(r.heads.size(), 1u) << r.error_reason;
   EXPECT_EQ(r.heads[0].framing, BodyFraming::content_length(11));
   EXPECT_EQ(r.bodies[0], "hello\r\nworl");
@@ -287,7 +295,8 @@ TEST(HttpRequestParser, PipelinedRequestsComeOutInOrderOneAtATime) {
   const std::string first = "GET /one HTTP/1.1\r\nHost: a\r\n\r\n";
   const std::string second = "POST /two HTTP/1.1\r\nHost: b\r\nContent-Length: 5\r\n\r\n12345";
   const std::string third =
-      "PUT /three HTTP/1.1\r\nHost: c\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n1\r\nd\r\n0\r\n\r\n";
+      "PUT /three HTTP/1.1\r\nHost: c\r\nTransfer-Encoding: "
+      "chunked\r\n\r\n3\r\nabc\r\n1\r\nd\r\n0\r\n\r\n";
   const std::string all = first + second + third;
 
   // The parser stops at each message's end: what it leaves is exactly the next request.
@@ -323,7 +332,8 @@ TEST(HttpRequestParser, PipelinedRequestsComeOutInOrderOneAtATime) {
 
 TEST(HttpRequestParser, EmptyLinesBeforeARequestAreSkipped) {
   auto r = parse_request_both_ways(
-      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx\r\nGET /next HTTP/1.1\r\nHost: "
+      "a\r\n\r\n");
   ASSERT_EQ(r.heads.size(), 2u) << r.error_reason;
   EXPECT_EQ(r.heads[1].target, "/next");
 }
@@ -336,7 +346,8 @@ TEST(HttpRequestParser, AnySplitPointGivesTheSameResult) {
       "X-Long-Header-Name: a fairly long value, with commas\r\nTransfer-Encoding: chunked\r\n\r\n"
       "1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nTrailer-Field: t\r\n\r\n";
   const std::string expected = parse_request(input).summary();
-  EXPECT_NE(expected.find("X-Long-Header-Name:a fairly long value, with commas"), std::string::npos);
+  EXPECT_NE(expected.find("X-Long-Header-Name:a fairly long value, with commas"),
+            std::string::npos);
   for (size_t cut = 0; cut <= input.size(); ++cut) {
     HttpRequestParser p;
     Outcome<RequestHead> r;
@@ -362,7 +373,8 @@ TEST(HttpRequestParser, AnySplitPointGivesTheSameResult) {
         } else if (ev.kind == HttpEvent::kMessageComplete) {
           ++r.completed;
           std::string t;
-          for (HeaderField f : p.trailers()) t.append(f.name).append(":").append(f.value).append(";");
+          for (HeaderField f : p.trailers())
+            t.append(f.name).append(":").append(f.value).append(";");
           if (!t.empty()) r.trailers.push_back(t);
         }
         buf.erase(0, ev.consumed);
@@ -397,7 +409,8 @@ TEST(HttpRequestParser, ChunkedBodiesDecodeByteExact) {
 
 TEST(HttpRequestParser, UpgradeRequestStopsAtItsEnd) {
   const std::string head =
-      "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n";
+      "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive, "
+      "Upgrade\r\n\r\n";
   const std::string tunnel = "\x81\x05hello";
   std::string input = head + tunnel;
   HttpRequestParser p;
@@ -426,7 +439,8 @@ TEST(HttpRequestParser, UpgradeNeedsConnectionUpgradeAndHttp11) {
   auto no_conn = parse_request_both_ways("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n");
   ASSERT_EQ(no_conn.heads.size(), 1u);
   EXPECT_FALSE(no_conn.heads[0].upgrade);
-  auto http10 = parse_request_both_ways("GET / HTTP/1.0\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n");
+  auto http10 = parse_request_both_ways(
+      "GET / HTTP/1.0\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n");
   ASSERT_EQ(http10.heads.size(), 1u);
   EXPECT_FALSE(http10.heads[0].upgrade);
 }
@@ -440,9 +454,10 @@ TEST(HttpRequestParser, FinishBetweenRequestsIsAClose) {
 }
 
 TEST(HttpRequestParser, FinishInsideARequestIsAnError) {
-  for (const char* cut : {"GET / HT", "GET / HTTP/1.1\r\nHost: a\r\n",
-                          "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
-                          "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"}) {
+  for (const char* cut :
+       {"GET / HT", "GET / HTTP/1.1\r\nHost: a\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"}) {
     auto r = parse_request(cut, 0, {}, true);
     EXPECT_EQ(r.error_status, 400) << cut;
     EXPECT_FALSE(r.closed) << cut;
@@ -498,8 +513,10 @@ INSTANTIATE_TEST_SUITE_P(
                 kPost + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
         Refusal{"TransferEncodingThenContentLength",
                 kPost + "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 400},
-        Refusal{"DifferingContentLengths", kPost + "Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400},
-        Refusal{"RepeatedIdenticalContentLength", kPost + "Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400},
+        Refusal{"DifferingContentLengths",
+                kPost + "Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400},
+        Refusal{"RepeatedIdenticalContentLength",
+                kPost + "Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400},
         Refusal{"ContentLengthList", kPost + "Content-Length: 3, 3\r\n\r\nabc", 400},
         Refusal{"ContentLengthPlus", kPost + "Content-Length: +3\r\n\r\nabc", 400},
         Refusal{"ContentLengthMinus", kPost + "Content-Length: -3\r\n\r\nabc", 400},
@@ -507,14 +524,20 @@ INSTANTIATE_TEST_SUITE_P(
         Refusal{"ContentLengthInnerSpace", kPost + "Content-Length: 1 2\r\n\r\nabc", 400},
         Refusal{"ContentLengthEmpty", kPost + "Content-Length: \r\n\r\n", 400},
         Refusal{"ContentLengthLetters", kPost + "Content-Length: abc\r\n\r\n", 400},
-        Refusal{"ContentLengthOverflow", kPost + "Content-Length: 184467440737095516160\r\n\r\n", 400},
-        Refusal{"GzipThenChunked", kPost + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501},
-        Refusal{"ChunkedThenGzip", kPost + "Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 400},
+        Refusal{"ContentLengthOverflow", kPost + "Content-Length: 184467440737095516160\r\n\r\n",
+                400},
+        Refusal{"GzipThenChunked", kPost + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+                501},
+        Refusal{"ChunkedThenGzip", kPost + "Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
+                400},
         Refusal{"ChunkedThenGzipOnTwoLines",
-                kPost + "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n", 400},
-        Refusal{"ChunkedTwice", kPost + "Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400},
+                kPost + "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n",
+                400},
+        Refusal{"ChunkedTwice", kPost + "Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+                400},
         Refusal{"ChunkedTwiceOnTwoLines",
-                kPost + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+                kPost + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                400},
         Refusal{"Identity", kPost + "Transfer-Encoding: identity\r\n\r\nabc", 501},
         Refusal{"GzipAlone", kPost + "Transfer-Encoding: gzip\r\n\r\nabc", 501},
         Refusal{"EmptyTransferEncoding", kPost + "Transfer-Encoding: \r\n\r\n", 400},
@@ -542,8 +565,7 @@ INSTANTIATE_TEST_SUITE_P(
         Refusal{"NoColon", "GET / HTTP/1.1\r\nHost: a\r\nJustAName\r\n\r\n", 400},
         Refusal{"SpaceBeforeColon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400},
         Refusal{"TabBeforeColon", "GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", 400},
-        Refusal{"SpaceBeforeColonOnContentLength",
-                kPost + "Content-Length : 3\r\n\r\nabc", 400},
+        Refusal{"SpaceBeforeColonOnContentLength", kPost + "Content-Length : 3\r\n\r\nabc", 400},
         Refusal{"ObsFoldSpace", "GET / HTTP/1.1\r\nHost: a\r\nX: one\r\n two\r\n\r\n", 400},
         Refusal{"ObsFoldTab", "GET / HTTP/1.1\r\nHost: a\r\nX: one\r\n\ttwo\r\n\r\n", 400},
         Refusal{"WhitespaceBeforeFirstField", "GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400}),
@@ -567,31 +589,31 @@ INSTANTIATE_TEST_SUITE_P(
 
 INSTANTIATE_TEST_SUITE_P(
     RequestLine, HttpRequestRefusal,
-    testing::Values(
-        Refusal{"Http09", "GET /\r\n\r\n", 400},
-        Refusal{"Http20", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505},
-        Refusal{"Http12", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505},
-        Refusal{"Http30", "GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505},
-        Refusal{"Http09Explicit", "GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505},
-        Refusal{"Http2Preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
-        Refusal{"Rtsp", "GET / RTSP/1.0\r\nHost: a\r\n\r\n", 400},
-        Refusal{"Ice", "SOURCE / ICE/1.0\r\nHost: a\r\n\r\n", 400},
-        Refusal{"MalformedVersion", "GET / HTTP/1.x\r\nHost: a\r\n\r\n", 400},
-        Refusal{"VersionWithoutDot", "GET / HTTP/11\r\nHost: a\r\n\r\n", 400},
-        Refusal{"LowercaseProtocol", "GET / http/1.1\r\nHost: a\r\n\r\n", 400},
-        Refusal{"UnknownMethod", "FOO / HTTP/1.1\r\nHost: a\r\n\r\n", 501},
-        Refusal{"LowercaseMethod", "get / HTTP/1.1\r\nHost: a\r\n\r\n", 501},
-        Refusal{"Connect", "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n", 501},
-        Refusal{"TlsHandshake", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400},
-        Refusal{"DoubleSpace", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
-        Refusal{"LeadingSpace", " GET / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
-        Refusal{"TrailingSpace", "GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400},
-        Refusal{"TabInTarget", "GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 400},
-        Refusal{"NonAsciiTarget", "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 400},
-        Refusal{"FragmentInTarget", "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", 400},
-        Refusal{"AsteriskWithGet", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400},
-        Refusal{"RelativeTarget", "GET a/b HTTP/1.1\r\nHost: a\r\n\r\n", 400},
-        Refusal{"BareCrInRequestLine", "GET / HTTP/1.1\rHost: a\r\n\r\n", 400}),
+    testing::Values(Refusal{"Http09", "GET /\r\n\r\n", 400},
+                    Refusal{"Http20", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505},
+                    Refusal{"Http12", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505},
+                    Refusal{"Http30", "GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505},
+                    Refusal{"Http09Explicit", "GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505},
+                    Refusal{"Http2Preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
+                    Refusal{"Rtsp", "GET / RTSP/1.0\r\nHost: a\r\n\r\n", 400},
+                    Refusal{"Ice", "SOURCE / ICE/1.0\r\nHost: a\r\n\r\n", 400},
+                    Refusal{"MalformedVersion", "GET / HTTP/1.x\r\nHost: a\r\n\r\n", 400},
+                    Refusal{"VersionWithoutDot", "GET / HTTP/11\r\nHost: a\r\n\r\n", 400},
+                    Refusal{"LowercaseProtocol", "GET / http/1.1\r\nHost: a\r\n\r\n", 400},
+                    Refusal{"UnknownMethod", "FOO / HTTP/1.1\r\nHost: a\r\n\r\n", 501},
+                    Refusal{"LowercaseMethod", "get / HTTP/1.1\r\nHost: a\r\n\r\n", 501},
+                    Refusal{"Connect",
+                            "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n", 501},
+                    Refusal{"TlsHandshake", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400},
+                    Refusal{"DoubleSpace", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+                    Refusal{"LeadingSpace", " GET / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+                    Refusal{"TrailingSpace", "GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400},
+                    Refusal{"TabInTarget", "GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+                    Refusal{"NonAsciiTarget", "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+                    Refusal{"FragmentInTarget", "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+                    Refusal{"AsteriskWithGet", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+                    Refusal{"RelativeTarget", "GET a/b HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+                    Refusal{"BareCrInRequestLine", "GET / HTTP/1.1\rHost: a\r\n\r\n", 400}),
     [](const auto& info) { return std::string(info.param.name); });
 
 // Chunk framing errors come after the head was delivered: the status is what matters.
@@ -617,13 +639,27 @@ TEST(HttpRequestParser, RefusesBadChunkFraming) {
       {"obs-fold in trailer", "0\r\nT: a\r\n b\r\n\r\n"},
       {"space before colon in trailer", "0\r\nT : a\r\n\r\n"},
       {"control char in trailer", "0\r\nT: a\x01\r\n\r\n"},
+      {"Content-Length in trailers", "0\r\nContent-Length: 5\r\n\r\nhello"},
+      {"Host in trailers", "0\r\nHost: b\r\n\r\n"},
   };
   for (const Case& c : cases) {
-    std::string input = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"s + c.chunks;
+    std::string input =
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"s + c.chunks;
     auto r = parse_request_both_ways(input);
     EXPECT_EQ(r.error_status, 400) << c.name << ": " << r.error_reason;
     EXPECT_EQ(r.completed, 0) << c.name;
   }
+}
+
+// A limitation of llhttp 8.1, not a rule of ours: an unquoted chunk-extension value followed by
+// another extension is refused, though RFC 9112 §7.1.1 allows it. Quoted values and bare names
+// pass. Pinned so that an llhttp upgrade that lifts it shows up here.
+TEST(HttpRequestParser, Llhttp81RefusesAnUnquotedChunkExtensionValueFollowedByAnother) {
+  const std::string head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+  EXPECT_EQ(parse_request_both_ways(head + "5;a=b;c=d\r\nhello\r\n0\r\n\r\n").error_status, 400);
+  EXPECT_EQ(parse_request_both_ways(head + "5;a=\"b\";c=d\r\nhello\r\n0\r\n\r\n").completed, 1);
+  EXPECT_EQ(parse_request_both_ways(head + "5;a;c\r\nhello\r\n0\r\n\r\n").completed, 1);
+  EXPECT_EQ(parse_request_both_ways(head + "5;a=b\r\nhello\r\n0\r\n\r\n").completed, 1);
 }
 
 TEST(HttpRequestParser, RequestLineLimitIs414) {
@@ -685,14 +721,15 @@ TEST(HttpRequestParser, TrailerSectionLimitIs431) {
 // Responses.
 
 Outcome<ResponseHead> parse_response(std::string_view input, size_t piece = 0, bool finish = false,
-                                 std::string_view method = "GET", bool upgrade = false) {
+                                     std::string_view method = "GET", bool upgrade = false) {
   HttpResponseParser p;
   p.expect_response(method, upgrade);
   return drive(p, input, piece, finish);
 }
 
 Outcome<ResponseHead> parse_response_both_ways(std::string_view input, bool finish = false,
-                                           std::string_view method = "GET", bool upgrade = false) {
+                                               std::string_view method = "GET",
+                                               bool upgrade = false) {
   auto whole = parse_response(input, 0, finish, method, upgrade);
   auto bytewise = parse_response(input, 1, finish, method, upgrade);
   EXPECT_EQ(whole.summary(), bytewise.summary()) << "input: " << input;
@@ -749,7 +786,8 @@ TEST(HttpResponseParser, NoBodyFor204And304WhateverTheHeadersSay) {
 }
 
 TEST(HttpResponseParser, NoLengthMeansUntilClose) {
-  auto r = parse_response_both_ways("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nsome\r\ndata", true);
+  auto r = parse_response_both_ways(
+      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nsome\r\ndata", true);
   ASSERT_EQ(r.heads.size(), 1u) << r.error_reason;
   EXPECT_EQ(r.heads[0].framing, BodyFraming::until_close());
   EXPECT_FALSE(r.heads[0].keep_alive);
@@ -765,7 +803,8 @@ TEST(HttpResponseParser, NoLengthMeansUntilClose) {
 
 TEST(HttpResponseParser, ChunkedResponse) {
   auto r = parse_response_both_ways(
-      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5\r\npedia\r\n0\r\nT: 1\r\n\r\n");
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5\r\npedia\r\n0\r\nT: "
+      "1\r\n\r\n");
   ASSERT_EQ(r.heads.size(), 1u) << r.error_reason;
   EXPECT_EQ(r.heads[0].framing, BodyFraming::chunked());
   EXPECT_EQ(r.bodies[0], "Wikipedia");
@@ -815,7 +854,8 @@ TEST(HttpResponseParser, InterimResponseKeepsTheHeadRequest) {
 TEST(HttpResponseParser, SwitchingProtocolsEndsHttp) {
   const std::string tunnel = "\x81\x02hi and more";
   std::string input =
-      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" + tunnel;
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" +
+      tunnel;
   HttpResponseParser p;
   p.expect_response("GET", true);
   std::string_view rest = input;
@@ -832,7 +872,8 @@ TEST(HttpResponseParser, SwitchingProtocolsEndsHttp) {
 }
 
 TEST(HttpResponseParser, SwitchingProtocolsWithoutUpgradeRequestIs502) {
-  auto r = parse_response_both_ways("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+  auto r = parse_response_both_ways(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
   EXPECT_EQ(r.error_status, 502);
   EXPECT_TRUE(r.heads.empty());
 }
@@ -871,19 +912,26 @@ INSTANTIATE_TEST_SUITE_P(
         Refusal{"ControlInReason", "HTTP/1.1 200 O\x01K\r\nContent-Length: 0\r\n\r\n", 502},
         Refusal{"BareLfStatusLine", "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", 502},
         Refusal{"BareLfEndsHead", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\n", 502},
-        Refusal{"DifferingContentLengths", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 502},
-        Refusal{"RepeatedContentLength", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab", 502},
+        Refusal{"DifferingContentLengths",
+                "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 502},
+        Refusal{"RepeatedContentLength",
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab", 502},
         Refusal{"MalformedContentLength", "HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nab", 502},
-        Refusal{"ContentLengthWithChunked",
-                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 502},
-        Refusal{"GzipChunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 502},
-        Refusal{"ChunkedInHttp10", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 502},
+        Refusal{
+            "ContentLengthWithChunked",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            502},
+        Refusal{"GzipChunked",
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 502},
+        Refusal{"ChunkedInHttp10", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                502},
         Refusal{"ObsFold", "HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n", 502},
         Refusal{"SpaceBeforeColon", "HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n", 502}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(HttpResponseParser, BadChunkIs502) {
-  auto r = parse_response_both_ways("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n");
+  auto r = parse_response_both_ways(
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n");
   EXPECT_EQ(r.error_status, 502);
   EXPECT_EQ(r.completed, 0);
 }

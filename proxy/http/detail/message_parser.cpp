@@ -73,7 +73,9 @@ HttpEvent MessageParser::parse_head(std::span<const char> input) {
   }
   if (err != HPE_OK) return fail(map_llhttp_error(err), used);
   if (scan.refused) return fail(scanner_.error(), scan.accepted);
-  if (scan.head_end) return fail({400, "llhttp and the scanner disagree on where the head ends", 0}, used);
+  if (scan.head_end) {
+    return fail({400, "llhttp and the scanner disagree on where the head ends", 0}, used);
+  }
   return step(HttpEvent::kNeedMore, used);
 }
 
@@ -87,6 +89,7 @@ HttpEvent MessageParser::parse_body(std::span<const char> input) {
     size_t ok = scanner_.scan_chunk_framing(input.first(framing_end));
     if (ok < framing_end) return fail(scanner_.error(), ok);
   }
+  if (callback_error_.status != 0) return fail(callback_error_, used);
   if (message_completed_now_) {
     state_ = message_done() ? State::kAfterMessage : State::kNoMoreHttp;
     return step(HttpEvent::kMessageComplete, used);
@@ -119,7 +122,7 @@ HttpEvent MessageParser::finish() {
   message_completed_now_ = false;
   llhttp_finish(&parser_);
   if (message_completed_now_) {
-    state_ = State::kAfterMessage;
+    state_ = message_done() ? State::kAfterMessage : State::kNoMoreHttp;
     return step(HttpEvent::kMessageComplete, 0);
   }
   return fail(truncated, 0);
@@ -263,6 +266,15 @@ int MessageParser::on_body(llhttp_t* p, const char* at, size_t len) {
 
 int MessageParser::on_message_complete(llhttp_t* p) {
   MessageParser* s = self(p);
+  // Fields that frame or route a message have no business in trailers (RFC 9110 §6.5.1); llhttp
+  // ignores a trailing Content-Length, a server behind us might not.
+  for (std::string_view name : {"Content-Length", "Transfer-Encoding", "Host"}) {
+    if (s->trailers_.contains(name)) {
+      s->callback_error_ = {s->role_ == Role::kRequest ? 400 : 502,
+                            "framing or routing field in trailers", 0};
+      return -1;
+    }
+  }
   s->message_started_ = false;
   s->message_completed_now_ = true;
   return HPE_PAUSED;

@@ -240,7 +240,9 @@ bool StrictScanner::field_byte(unsigned char c) {
         return true;
       }
       if (c == '\n') return refuse_framing("bare LF in the header block");
-      if (c == ' ' || c == '\t') return refuse(400, "obs-fold (header line starting with whitespace)");
+      if (c == ' ' || c == '\t') {
+        return refuse(400, "obs-fold (header line starting with whitespace)");
+      }
       if (c == ':') return refuse(400, "empty header name");
       if (!is_tchar(c)) return refuse(400, "invalid character in a header name");
       state_ = State::kFieldName;

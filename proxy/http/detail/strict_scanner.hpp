@@ -51,15 +51,15 @@ class StrictScanner {
 
  private:
   enum class State : uint8_t {
-    kLineStart,    // before the start line; empty lines are skipped
-    kLeadingCR,    // CR of an empty line before the start line
+    kLineStart,  // before the start line; empty lines are skipped
+    kLeadingCR,  // CR of an empty line before the start line
     kStartLine,
     kStartLineCR,
-    kFieldStart,   // start of a field line, or of the empty line ending the section
+    kFieldStart,  // start of a field line, or of the empty line ending the section
     kFieldName,
     kFieldValue,
     kFieldCR,
-    kFinalCR,      // CR of the empty line ending the head or the trailers
+    kFinalCR,  // CR of the empty line ending the head or the trailers
     kHeadDone,
     kChunkSize,
     kChunkExt,
