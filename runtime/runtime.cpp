@@ -127,7 +127,7 @@ void Runtime::drain_inbox() {
   for (auto& job : jobs) job->run();
 }
 
-void Runtime::run_once() {
+void Runtime::run_once(const bool* stop) {
   drain_inbox();
   // Run what is ready now; what these tasks make ready (yield_now, spawn) runs next turn,
   // after I/O has been polled, so no task can starve the others or the network.
@@ -138,6 +138,7 @@ void Runtime::run_once() {
     r.h.resume();
   }
   detail::current_ctx = nullptr;
+  if (stop && *stop) return;
   now_ = Clock::now();
   timers_.fire_expired(now_);
 

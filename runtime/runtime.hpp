@@ -152,7 +152,8 @@ class Runtime {
   void unregister_root(std::coroutine_handle<> h);
 
  private:
-  void run_once();
+  /// One loop turn. `stop`: when it becomes true while tasks run, return before waiting.
+  void run_once(const bool* stop = nullptr);
   void drain_inbox();
 
   struct Ready {
@@ -263,6 +264,7 @@ class [[nodiscard]] JoinHandle {
   explicit JoinHandle(std::shared_ptr<detail::JoinState<T>> st) : st_(std::move(st)) {}
 
   bool is_finished() const { return st_->done; }
+  const bool* finished_flag() const { return &st_->done; }
   /// Cancels the task cooperatively: its current and later awaits fail with ECANCELED.
   void cancel() {
     if (TaskCtx* c = st_->child_ctx) c->fire(&c->root_scope, ECANCELED);
@@ -300,7 +302,7 @@ JoinHandle<T> spawn(Task<T> task) {
 template <class T>
 T Runtime::block_on(Task<T> task) {
   auto h = spawn(std::move(task));
-  while (!h.is_finished()) run_once();
+  while (!h.is_finished()) run_once(h.finished_flag());
   return h.take();
 }
 

@@ -1,6 +1,8 @@
 #pragma once
-// Task<T>: a lazy coroutine. Nothing runs until it is awaited (or spawned); on completion it
-// resumes its awaiter by symmetric transfer, so deep await chains do not grow the stack.
+// Task<T>: a lazy coroutine. Nothing runs until it is awaited (or spawned). A task that finishes
+// while its awaiter is still on the stack returns to it; one that finishes later, resumed by
+// the loop, resumes its awaiter by symmetric transfer. Either way await loops do not grow the
+// stack.
 
 #include <coroutine>
 #include <cstdio>
@@ -23,11 +25,23 @@ struct PromiseBase : FrameAllocated {
 
   std::suspend_always initial_suspend() noexcept { return {}; }
 
+  // Set while the awaiter's await_suspend is inside resume() of this task. A task that finishes
+  // then returns to that await_suspend instead of resuming its awaiter from deep in the stack:
+  // await loops stay flat even where the compiler does not turn symmetric transfer into a tail
+  // call (GCC at -O0, or with ASan).
+  bool running_inline_ = false;
+  bool finished_inline_ = false;
+
   struct FinalAwaiter {
     bool await_ready() noexcept { return false; }
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
-      return h.promise().continuation_;
+      auto& p = h.promise();
+      if (p.running_inline_) {
+        p.finished_inline_ = true;
+        return std::noop_coroutine();
+      }
+      return p.continuation_;
     }
     void await_resume() noexcept {}
   };
@@ -94,9 +108,13 @@ class [[nodiscard]] Task {
   struct Awaiter {
     Handle h;
     bool await_ready() noexcept { return false; }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
-      h.promise().continuation_ = caller;
-      return h;
+    bool await_suspend(std::coroutine_handle<> caller) noexcept {
+      auto& p = h.promise();
+      p.continuation_ = caller;
+      p.running_inline_ = true;
+      h.resume();
+      p.running_inline_ = false;
+      return !p.finished_inline_;  // finished already: carry on without suspending
     }
     T await_resume() { return h.promise().take(); }
   };
