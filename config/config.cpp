@@ -26,6 +26,10 @@ std::string_view to_string(HealthCheckType v) {
   return detail::enum_name<HealthCheckType>(detail::kHealthCheckTypeNames, v);
 }
 
+std::string_view to_string(Forwarding v) {
+  return detail::enum_name<Forwarding>(detail::kForwardingNames, v);
+}
+
 const ClusterConfig* Config::find_cluster(std::string_view name) const {
   auto it = std::find_if(clusters.begin(), clusters.end(),
                          [&](const ClusterConfig& c) { return c.name == name; });

@@ -33,6 +33,7 @@ enum class Balance { RoundRobin, LeastConn, RandomTwo, Hash };  // round_robin |
                                                                 // random_two | hash
 enum class HashKeyKind { SourceIp, Header };                    // source_ip | header:NAME
 enum class HealthCheckType { Tcp, Http };                       // tcp | http
+enum class Forwarding { Copy, Splice };                              // copy | splice
 
 /// The spelling used in the config file ("round_robin", "io_uring", ...).
 std::string_view to_string(IoMode v);
@@ -42,6 +43,7 @@ std::string_view to_string(Protocol v);
 std::string_view to_string(Balance v);
 std::string_view to_string(HashKeyKind v);
 std::string_view to_string(HealthCheckType v);
+std::string_view to_string(Forwarding v);
 
 /// A header name and value, as written in the file.
 struct HeaderField {
@@ -172,6 +174,11 @@ struct ListenerConfig {
   uint32_t max_connections = 10000;
   // backlog: listen(2) queue length; 511 like nginx on Linux (the kernel caps it at somaxconn).
   int backlog = 511;
+  // forwarding (tcp only): how bytes move between the two sockets. copy: read into a pooled
+  // buffer, write it out (with io_uring, from a provided-buffer ring). splice: through a pipe
+  // with splice(2), never entering user space; it pays off on epoll for bulk transfers but
+  // goes through io_uring's worker threads on io_uring (see bench/README.md for both measured).
+  Forwarding forwarding = Forwarding::Copy;
   ListenerTimeouts timeouts;           // timeouts
   Limits limits;                       // limits (http only)
   ForwardedHeaders forwarded_headers;  // forwarded_headers (http only)

@@ -360,6 +360,12 @@ ListenerConfig Loader::parse_listener(const Field& f) {
   if (auto v = m.get("timeouts")) parse_listener_timeouts(*v, listener.timeouts, protocol);
 
   const bool tcp = protocol == Protocol::Tcp;
+  if (auto v = m.get("forwarding")) {
+    if (protocol == Protocol::Http)
+      errors_.add(v->key_at, v->path, "only valid for tcp listeners (this listener is http)");
+    else
+      assign(listener.forwarding, detail::read_enum(errors_, *v, detail::kForwardingNames));
+  }
   if (auto v = m.get("limits")) tcp ? report_http_only(*v) : parse_limits(*v, listener.limits);
   if (auto v = m.get("forwarded_headers"))
     tcp ? report_http_only(*v) : parse_forwarded_headers(*v, listener.forwarded_headers);

@@ -40,6 +40,9 @@ inline constexpr EnumName<HashKeyKind> kHashKeyKindNames[] = {{"source_ip", Hash
 inline constexpr EnumName<HealthCheckType> kHealthCheckTypeNames[] = {
     {"tcp", HealthCheckType::Tcp}, {"http", HealthCheckType::Http}};
 
+inline constexpr EnumName<Forwarding> kForwardingNames[] = {{"copy", Forwarding::Copy},
+                                                            {"splice", Forwarding::Splice}};
+
 template <class E>
 std::string_view enum_name(std::span<const EnumName<E>> table, E value) {
   for (const auto& entry : table)

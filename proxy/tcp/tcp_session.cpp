@@ -7,6 +7,17 @@
 
 namespace lbd::proxy {
 
+namespace {
+constexpr uint32_t kSpliceChunk = 64 * 1024;
+
+/// The end of a pump whose await failed with `err`, cancelling the other direction if needed.
+PumpEnd failed(const Error& err, PumpEnd otherwise, CancelSource* stop) {
+  if (err.is(ECANCELED)) return PumpEnd::Cancelled;
+  stop->cancel();
+  return err.is(ETIMEDOUT) ? PumpEnd::Idle : otherwise;
+}
+}  // namespace
+
 Task<PumpEnd> pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::time_point* last_activity,
                    uint64_t* bytes, CancelSource* stop) {
   for (;;) {
@@ -30,17 +41,45 @@ Task<PumpEnd> pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::t
     *bytes += buf.size();
     // A peer that stops reading must not hold the session forever: writes share the budget.
     auto w = co_await timeout(to->write_all(std::move(buf)), idle);
-    if (!w.result) {
-      if (w.result.error().is(ECANCELED)) co_return PumpEnd::Cancelled;
-      stop->cancel();
-      co_return w.result.error().is(ETIMEDOUT) ? PumpEnd::Idle : PumpEnd::WriteError;
+    if (!w.result) co_return failed(w.result.error(), PumpEnd::WriteError, stop);
+  }
+}
+
+
+Task<PumpEnd> splice_pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::time_point* last_activity,
+                          uint64_t* bytes, CancelSource* stop) {
+  auto pipe = make_pipe(static_cast<int>(kSpliceChunk));
+  if (!pipe) {
+    log_warn("splice: pipe2: {}; closing the session", pipe.error().message());
+    stop->cancel();
+    co_return PumpEnd::ReadError;
+  }
+  auto& [pipe_out, pipe_in] = *pipe;
+  for (;;) {
+    auto n = co_await timeout(StreamSocket::splice(from->fd(), pipe_in.get(), kSpliceChunk, false), idle);
+    if (!n) {
+      if (n.error().is(ETIMEDOUT) && Clock::now() - *last_activity < idle) continue;
+      co_return failed(n.error(), PumpEnd::ReadError, stop);
+    }
+    if (*n == 0) {
+      (void)to->shutdown_write();
+      co_return PumpEnd::Eof;
+    }
+    *last_activity = Clock::now();
+    *bytes += *n;
+    for (std::size_t left = *n; left > 0;) {
+      auto m = co_await timeout(StreamSocket::splice(pipe_out.get(), to->fd(), static_cast<uint32_t>(left), true), idle);
+      if (!m) co_return failed(m.error(), PumpEnd::WriteError, stop);
+      if (*m == 0) co_return failed(errno_error(EPIPE), PumpEnd::WriteError, stop);
+      left -= *m;
     }
   }
 }
 
 namespace {
 Task<PumpEnd> guarded_pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::time_point* last,
-                           uint64_t* bytes, CancelSource* stop) {
+                           uint64_t* bytes, CancelSource* stop, bool use_splice) {
+  if (use_splice) co_return co_await with_cancel(splice_pump(from, to, idle, last, bytes, stop), stop);
   co_return co_await with_cancel(pump(from, to, idle, last, bytes, stop), stop);
 }
 
@@ -70,10 +109,11 @@ Task<void> run_tcp_session(TcpStream client, SessionEnv env) {
 
   Clock::time_point last_activity = Clock::now();
   CancelSource stop;
+  const bool use_splice = env.listener->forwarding == config::Forwarding::Splice;
   auto downstream = spawn(guarded_pump(&up.stream, &client, cluster->config().timeouts.idle, &last_activity,
-                                       &st.bytes_to_client, &stop));
+                                       &st.bytes_to_client, &stop, use_splice));
   PumpEnd up_end = co_await guarded_pump(&client, &up.stream, env.listener->timeouts.idle, &last_activity,
-                                         &st.bytes_from_client, &stop);
+                                         &st.bytes_from_client, &stop, use_splice);
   if (up_end != PumpEnd::Eof) stop.cancel();
   PumpEnd down_end = co_await downstream;
   count_end(st, up_end, true);

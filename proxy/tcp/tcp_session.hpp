@@ -19,4 +19,8 @@ enum class PumpEnd { Eof, Idle, ReadError, WriteError, Cancelled };
 Task<PumpEnd> pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::time_point* last_activity,
                    uint64_t* bytes, CancelSource* stop);
 
+/// The same through a pipe with splice(2): the bytes never enter user space.
+Task<PumpEnd> splice_pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::time_point* last_activity,
+                          uint64_t* bytes, CancelSource* stop);
+
 }  // namespace lbd::proxy

@@ -1092,5 +1092,47 @@ clusters:
             "cluster pg least_conn, 1 endpoint, health check tcp\n");
 }
 
+// ---------------------------------------------------------------------------------------------
+// forwarding: how a tcp listener moves bytes
+
+TEST(Forwarding, DefaultsToCopyAndAcceptsSpliceOnTcpListeners) {
+  Config cfg = load_ok(R"(
+listeners:
+  - name: plain
+    listen: 127.0.0.1:80
+    protocol: tcp
+    cluster: web
+  - name: zero_copy
+    listen: 127.0.0.1:81
+    protocol: tcp
+    cluster: web
+    forwarding: splice
+)" + std::string(kOneCluster));
+  ASSERT_EQ(cfg.listeners.size(), 2u);
+  EXPECT_EQ(cfg.listeners[0].forwarding, Forwarding::Copy);
+  EXPECT_EQ(cfg.listeners[1].forwarding, Forwarding::Splice);
+  EXPECT_EQ(to_string(Forwarding::Splice), "splice");
+}
+
+TEST(Forwarding, RejectsUnknownValuesAndHttpListeners) {
+  EXPECT_EQ(errors_of(R"(
+listeners:
+  - name: a
+    listen: 127.0.0.1:80
+    protocol: tcp
+    cluster: web
+    forwarding: sendfile
+  - name: b
+    listen: 127.0.0.1:81
+    protocol: http
+    cluster: web
+    forwarding: splice
+)" + std::string(kOneCluster)),
+            (std::vector<std::string>{
+                R"(lb.yaml:6:17: listeners[0].forwarding: invalid value "sendfile" (expected one of: copy, splice))",
+                R"(lb.yaml:11:5: listeners[1].forwarding: only valid for tcp listeners (this listener is http))",
+            }));
+}
+
 }  // namespace
 }  // namespace lbd::config
