@@ -53,10 +53,11 @@ struct Outcome {
 
   std::string summary() const {
     std::string s;
+    // append() rather than operator+: GCC 12 warns falsely (-Wrestrict) on "literal" + string.
     for (size_t i = 0; i < heads.size(); ++i) {
-      s += "[" + describe(heads[i]) + " body=" + bodies[i] + "]";
+      s.append("[").append(describe(heads[i])).append(" body=").append(bodies[i]).append("]");
     }
-    for (const std::string& t : trailers) s += "{" + t + "}";
+    for (const std::string& t : trailers) s.append("{").append(t).append("}");
     s += " completed=" + std::to_string(completed) + " error=" + std::to_string(error_status) +
          " closed=" + std::to_string(closed);
     return s;
@@ -110,7 +111,7 @@ Outcome<Head> drive(Parser& parser, std::string_view input, size_t piece = 0, bo
     if (need_more) {
       if (pos == input.size()) break;
       size_t n = piece == 0 ? input.size() - pos : std::min(piece, input.size() - pos);
-      buf.assign(input.substr(pos, n));
+      buf.append(input.data() + pos, n);  // buf is empty here: kNeedMore cleared it
       pos += n;
       need_more = false;
     }
