@@ -115,28 +115,12 @@ inline std::string current_test_name() {
   return info ? std::string(info->test_suite_name()) + "." + info->name() : "test";
 }
 
-/// WORKAROUND for a runtime bug (see TaskTest.BlockOnReturnsWhenItsTaskEnds): block_on's
-/// loop polls the driver once more after its task ended, with no timeout when nothing else is
-/// pending, so it returns only when some unrelated event arrives. Posting a no-op job to the
-/// runtime as the task's last act makes that final poll non-blocking. Remove once fixed.
-template <class T>
-Task<T> wake_loop_when_done(Task<T> task) {
-  if constexpr (std::is_void_v<T>) {
-    co_await std::move(task);
-    Runtime::current().post(make_remote_job([] {}));
-  } else {
-    T r = co_await std::move(task);
-    Runtime::current().post(make_remote_job([] {}));
-    co_return std::move(r);
-  }
-}
-
 /// Runs `task` on the current runtime under a watchdog thread. (A watchdog timer task inside
 /// the runtime would keep block_on from returning until it fired.)
 template <class T>
 T run_bounded(Runtime& rt, Task<T> task, Duration limit = 20s) {
   ThreadWatchdog wd(limit, current_test_name());
-  return rt.block_on(wake_loop_when_done(std::move(task)));
+  return rt.block_on(std::move(task));
 }
 
 /// Tests parameterised by driver that build their runtimes themselves (in a thread or a forked

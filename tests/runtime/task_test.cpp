@@ -71,15 +71,14 @@ Task<long long> sequential_loop(int n) {
   co_return sum;
 }
 
-// Each child completes synchronously. With symmetric transfer compiled as a tail call the
-// stack stays flat; if await/final_suspend nest a resume() per iteration, 100,000 iterations
-// overflow an 8 MiB stack. Runs in a forked child so an overflow fails this test only.
+// Each child completes synchronously. If an await nests a resume() per iteration on the stack,
+// 100,000 iterations overflow an 8 MiB stack. Runs in a forked child so an overflow fails this
+// test only, with a message, instead of killing the test binary.
 //
-// RUNTIME BUG (runtime/task.hpp, Task::Awaiter::await_suspend / PromiseBase::FinalAwaiter):
-// correctness depends on GCC turning `return handle;` from await_suspend into a tail call,
-// which GCC 12 does only at -O2 without sanitizers. Measured stack per iteration: 128 B at
-// -O0 (Debug: 12.8 MB for 100k -> SIGSEGV), 80 B at -O1, ~690 B with ASan even at -O2 (the
-// asan preset is RelWithDebInfo), 0 at plain -O2. See the report for a fix.
+// Regression test: with symmetric transfer alone (await_suspend returning the child's handle)
+// this relied on GCC making that a tail call, which GCC 12 does only at -O2 without
+// sanitizers: 128 B per iteration at -O0 (Debug overflowed), 80 B at -O1, ~690 B with ASan even
+// at -O2. Fixed in e5e4d85 (a task that finishes inline returns to its awaiter's await_suspend).
 class TaskStackTest : public test::DriverTest {};
 LBD_INSTANTIATE_FOR_DRIVERS(TaskStackTest);
 
@@ -90,7 +89,7 @@ TEST_P(TaskStackTest, DeepSequentialAwaitLoopDoesNotOverflowTheStack) {
     test::ScopedEnv no_env("LBD_IO", nullptr);
     Runtime rt(opts);
     test::write_report(report, rt.driver_info().name + "\n");
-    long long got = rt.block_on(test::wake_loop_when_done(sequential_loop(kN)));
+    long long got = rt.block_on(sequential_loop(kN));
     return got == static_cast<long long>(kN) * (kN - 1) / 2 ? 0 : 3;
   });
   if (mode() == IoMode::IoUring && child.report.rfind("io_uring", 0) != 0 && child.exited_ok())
@@ -187,11 +186,10 @@ BlockOnTiming time_raw_block_on(Runtime& rt, Task<int> task, Duration rescue_aft
   return {took, rescued.load()};
 }
 
-// RUNTIME BUG (runtime/runtime.hpp Runtime::block_on + runtime/runtime.cpp Runtime::run_once):
-// block_on checks is_finished() only between loop turns. Its task ends inside run_once's ready
-// loop, and run_once then still blocks in driver_->poll() with the nearest timer as deadline,
-// or with no deadline (-1) when there is no timer. So block_on returns only when an unrelated
-// event wakes the loop: never, in the common case. Every variant below needs rescuing.
+// Regression test: block_on used to check is_finished() only between loop turns. Its task ends
+// inside run_once's ready loop, and run_once then still blocked in driver_->poll() with the
+// nearest timer as deadline, or none (-1) when there was no timer, so block_on returned only
+// when an unrelated event woke the loop (never, in the common case). Fixed in e5e4d85.
 TEST_P(TaskTest, BlockOnReturnsWhenItsTaskEnds) {
   constexpr auto kRescue = 1s;
   struct Case {
