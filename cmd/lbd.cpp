@@ -224,6 +224,10 @@ int main(int argc, char** argv) {
     std::cerr << "lbd: " << err << "\n";
     return 1;
   }
+  if (auto err = cmd::setup_access_log(cfg->log); !err.empty()) {
+    std::cerr << "lbd: " << err << "\n";
+    return 1;
+  }
 
   ::signal(SIGPIPE, SIG_IGN);
   // Block the handled signals before any thread starts, so workers inherit the mask and only
@@ -251,5 +255,6 @@ int main(int argc, char** argv) {
     pool.join();
   }
   spdlog::default_logger()->flush();
+  spdlog::shutdown();  // drains the access log queue
   return code;
 }

@@ -2,6 +2,7 @@
 
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/async.h>
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
@@ -9,6 +10,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "proxy/l7/access_log.hpp"
 #include "runtime/runtime.hpp"
 
 namespace lbd::cmd {
@@ -52,6 +54,7 @@ class ReopenableFileSink final : public spdlog::sinks::base_sink<std::mutex> {
 };
 
 std::shared_ptr<ReopenableFileSink> g_file_sink;
+std::shared_ptr<ReopenableFileSink> g_access_sink;
 
 spdlog::level::level_enum to_spdlog(config::LogLevel l) {
   switch (l) {
@@ -98,11 +101,41 @@ std::string setup_logging(const config::LogConfig& log) {
   return "";
 }
 
+std::string setup_access_log(const config::LogConfig& log) {
+  if (log.access_log == "off") {
+    proxy::set_access_log(nullptr, log.access_log_format);
+    return "";
+  }
+  spdlog::sink_ptr sink;
+  if (log.access_log == "stdout") {
+    sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+  } else if (log.access_log == "stderr") {
+    sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  } else {
+    auto file = std::make_shared<ReopenableFileSink>(log.access_log);
+    if (auto err = file->open(); !err.empty()) return err;
+    g_access_sink = file;
+    sink = file;
+  }
+  // Workers format the line; one background thread writes it. A full queue drops the oldest
+  // lines rather than blocking a worker.
+  static std::once_flag pool_once;
+  std::call_once(pool_once, [] { spdlog::init_thread_pool(8192, 1); });
+  auto logger = std::make_shared<spdlog::async_logger>("access", sink, spdlog::thread_pool(),
+                                                       spdlog::async_overflow_policy::overrun_oldest);
+  logger->set_pattern("%v");
+  logger->set_level(spdlog::level::info);
+  logger->flush_on(spdlog::level::info);
+  proxy::set_access_log(std::move(logger), log.access_log_format);
+  return "";
+}
+
 void set_log_level(config::LogLevel level) { spdlog::default_logger_raw()->set_level(to_spdlog(level)); }
 
 void reopen_logs() {
-  if (g_file_sink) {
-    if (auto err = g_file_sink->reopen(); !err.empty()) spdlog::error("{}", err);
+  for (auto* sink : {g_file_sink.get(), g_access_sink.get()}) {
+    if (!sink) continue;
+    if (auto err = sink->reopen(); !err.empty()) spdlog::error("{}", err);
   }
   spdlog::info("log files reopened");
 }

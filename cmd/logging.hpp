@@ -10,6 +10,9 @@ namespace lbd::cmd {
 
 /// Points spdlog's default logger at `log.error_log` with `log.level`. Returns "" or an error.
 std::string setup_logging(const config::LogConfig& log);
+/// Opens the access log (`log.access_log`: stdout, stderr, off or a file) behind spdlog's
+/// asynchronous logger and hands it to the proxy. Returns "" or an error.
+std::string setup_access_log(const config::LogConfig& log);
 /// Applies a new level (reload).
 void set_log_level(config::LogLevel level);
 /// Reopens log files (SIGUSR1), e.g. after logrotate moved them.

@@ -1,5 +1,7 @@
 #include "proxy/core/cluster.hpp"
 
+#include <sys/socket.h>
+
 #include <cerrno>
 
 #include "proxy/balancer/hash_key.hpp"
@@ -42,6 +44,7 @@ void EndpointLease::release() {
 
 Cluster::Cluster(const config::ClusterConfig& cfg, uint64_t seed) : cfg_(cfg) {
   states_.resize(cfg_.endpoints.size());
+  idle_.resize(cfg_.endpoints.size());
   for (std::size_t i = 0; i < states_.size(); ++i) {
     states_[i].weight = cfg_.endpoints[i].weight;
     states_[i].hash_id = hash_bytes(cfg_.endpoints[i].address.to_string());
@@ -56,7 +59,46 @@ PickContext Cluster::pick_context(const SocketAddress& client) const {
   return ctx;
 }
 
-Task<std::variant<Upstream, ConnectError>> Cluster::connect(PickContext ctx, ListenerStats* stats) {
+std::optional<TcpStream> Cluster::take_idle(std::size_t i) {
+  auto& list = idle_[i];
+  auto now = Clock::now();
+  while (!list.empty()) {
+    IdleConnection c = std::move(list.back());
+    list.pop_back();
+    --idle_total_;
+    if (now - c.since >= cfg_.keepalive.idle_timeout) continue;  // closes it
+    // A peer that closed (or sent something unasked) shows as readable: such a connection
+    // must not carry a request. EAGAIN means it is quiet and open.
+    char probe;
+    ssize_t r = ::recv(c.stream.fd(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return std::move(c.stream);
+  }
+  return std::nullopt;
+}
+
+void Cluster::release_to_pool(Upstream up) {
+  up.lease.release();
+  if (cfg_.keepalive.max_idle == 0) return;
+  auto now = Clock::now();
+  // Drop what has expired, oldest first, so the pool does not hold dead sockets for long.
+  for (auto& list : idle_) {
+    while (!list.empty() && now - list.front().since >= cfg_.keepalive.idle_timeout) {
+      list.erase(list.begin());
+      --idle_total_;
+    }
+  }
+  if (idle_total_ >= cfg_.keepalive.max_idle) {
+    // Full: close the oldest idle connection of this endpoint to make room, or this one.
+    auto& list = idle_[up.endpoint];
+    if (list.empty()) return;
+    list.erase(list.begin());
+    --idle_total_;
+  }
+  idle_[up.endpoint].push_back({std::move(up.stream), now});
+  ++idle_total_;
+}
+
+Task<std::variant<Upstream, ConnectError>> Cluster::connect(PickContext ctx, ListenerStats* stats, bool use_pool) {
   ExcludeSet tried;
   std::string failures;
   ConnectFailure last = ConnectFailure::NoEndpoint;
@@ -71,6 +113,9 @@ Task<std::variant<Upstream, ConnectError>> Cluster::connect(PickContext ctx, Lis
     std::size_t i = *picked;
     tried.insert(i);
     EndpointLease lease(this, i);
+    if (use_pool && idle_total_ > 0) {
+      if (auto idle = take_idle(i)) co_return Upstream{std::move(*idle), i, std::move(lease), true};
+    }
     auto stream = co_await TcpStream::connect(address(i), cfg_.timeouts.connect);
     if (stream) co_return Upstream{std::move(*stream), i, std::move(lease)};
 

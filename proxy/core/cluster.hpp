@@ -41,6 +41,7 @@ struct Upstream {
   TcpStream stream;
   std::size_t endpoint = 0;
   EndpointLease lease;
+  bool reused = false;  // taken from the keep-alive pool rather than freshly connected
 };
 
 /// Why connecting to a cluster failed, for counters and the client's answer.
@@ -67,8 +68,14 @@ class Cluster {
   PickContext pick_context(const SocketAddress& client) const;
 
   /// Picks an endpoint and connects, trying up to `retries` other endpoints when a connect is
-  /// refused or times out. Every failed attempt is logged and counted in `stats`.
-  Task<std::variant<Upstream, ConnectError>> connect(PickContext ctx, ListenerStats* stats);
+  /// refused or times out. Every failed attempt is logged and counted in `stats`. With
+  /// `use_pool`, an idle keep-alive connection to the picked endpoint is used when there is one.
+  Task<std::variant<Upstream, ConnectError>> connect(PickContext ctx, ListenerStats* stats, bool use_pool = false);
+
+  /// Returns a connection after a complete, clean exchange: it joins the keep-alive pool when
+  /// there is room (keepalive.max_idle), else it is closed.
+  void release_to_pool(Upstream up);
+  std::size_t idle_count() const { return idle_total_; }
 
  private:
   friend class EndpointLease;
@@ -77,6 +84,15 @@ class Cluster {
   std::vector<EndpointState> states_;
   std::unique_ptr<Balancer> balancer_;
   uint32_t active_total_ = 0;
+
+  struct IdleConnection {
+    TcpStream stream;
+    Clock::time_point since;
+  };
+  /// An idle connection to endpoint `i` that still looks alive, if any (newest first).
+  std::optional<TcpStream> take_idle(std::size_t i);
+  std::vector<std::vector<IdleConnection>> idle_;  // per endpoint, oldest first
+  std::size_t idle_total_ = 0;
 };
 
 }  // namespace lbd::proxy

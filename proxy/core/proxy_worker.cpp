@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "proxy/core/log.hpp"
+#include "proxy/l7/http_session.hpp"
 #include "proxy/tcp/tcp_session.hpp"
 
 namespace lbd::proxy {
@@ -120,6 +121,8 @@ Task<void> ProxyWorker::accept_loop(ListenerSlot* slot) {
     env.listener = lc;
     env.stats = &slot->stats;
     env.peer = client.peer_address().value_or(SocketAddress());
+    env.draining = &draining_;
+    env.idle_close = &idle_close_;
     (void)spawn(run_session(std::move(client), std::move(env)));
   }
   slot->running = false;
@@ -133,7 +136,8 @@ Task<void> ProxyWorker::run_session(TcpStream client, SessionEnv env) {
       co_await with_cancel(run_tcp_session(std::move(client), std::move(env)), &kill_);
       break;
     case config::Protocol::Http:
-      break;  // the HTTP/1 session comes with issue 4
+      co_await with_cancel(run_http_session(std::move(client), std::move(env)), &kill_);
+      break;
   }
 }
 
@@ -145,6 +149,7 @@ void ProxyWorker::session_ended() {
 Task<void> ProxyWorker::drain(Duration limit) {
   draining_ = true;
   for (auto& slot : slots_) close_slot(*slot);
+  idle_close_.cancel();  // keep-alive connections between requests close now
   for (auto& slot : slots_) co_await slot->loop_done->wait();
   if (sessions_ > 0) {
     log_info("worker {}: draining {} open sessions (up to {}ms)", index_, sessions_,

@@ -69,6 +69,7 @@ class ProxyWorker {
   std::vector<std::unique_ptr<ListenerSlot>> slots_;
   std::size_t sessions_ = 0;
   CancelSource kill_;      // cancels every session (drain deadline, SIGINT)
+  CancelSource idle_close_;  // wakes HTTP sessions idling between requests when draining
   Event sessions_done_;    // set when sessions_ drops to 0 while draining
   Event stopped_;
   bool draining_ = false;

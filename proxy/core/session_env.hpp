@@ -18,6 +18,10 @@ struct SessionEnv {
   const config::ListenerConfig* listener = nullptr;  // owned by `state`'s config
   ListenerStats* stats = nullptr;  // owned by the worker's ListenerSlot, which outlives sessions
   SocketAddress peer;
+  /// The worker is draining: finish the request in flight, then close (not owned).
+  const bool* draining = nullptr;
+  /// Cancelled when draining starts: wakes sessions idling between requests (not owned).
+  CancelSource* idle_close = nullptr;
 };
 
 }  // namespace lbd::proxy

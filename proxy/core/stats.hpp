@@ -20,6 +20,9 @@ struct ListenerStats {
   uint64_t idle_timeouts = 0;      // sessions closed for passing no bytes for timeouts.idle
   uint64_t client_errors = 0;      // read/write errors on the client side (resets)
   uint64_t upstream_errors = 0;    // read/write errors on the upstream side
+  // HTTP listeners.
+  uint64_t requests = 0;           // request heads received
+  uint64_t http_errors = 0;        // requests answered by lbd itself (4xx/5xx)
 
   ListenerStats& operator+=(const ListenerStats& o) {
     accepted += o.accepted;
@@ -34,6 +37,8 @@ struct ListenerStats {
     idle_timeouts += o.idle_timeouts;
     client_errors += o.client_errors;
     upstream_errors += o.upstream_errors;
+    requests += o.requests;
+    http_errors += o.http_errors;
     return *this;
   }
 };

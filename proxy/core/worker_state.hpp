@@ -9,6 +9,7 @@
 
 #include "config/config.hpp"
 #include "proxy/core/cluster.hpp"
+#include "proxy/l7/router.hpp"
 
 namespace lbd::proxy {
 
@@ -19,10 +20,13 @@ class WorkerState {
   const config::Config& config() const { return *cfg_; }
   /// The cluster called `name`. Precondition: the config names it (validation guarantees it).
   Cluster* cluster(const std::string& name) const;
+  /// The routes of http listener `listener`; nullptr for other listeners.
+  const HttpRouter* router(const std::string& listener) const;
 
  private:
   std::shared_ptr<const config::Config> cfg_;
   std::unordered_map<std::string, std::unique_ptr<Cluster>> clusters_;
+  std::unordered_map<std::string, std::unique_ptr<HttpRouter>> routers_;  // by listener name
 };
 
 }  // namespace lbd::proxy

@@ -1,0 +1,83 @@
+#include "proxy/l7/router.hpp"
+
+#include <strings.h>
+
+namespace lbd::proxy {
+
+namespace {
+RequestForwardConfig request_config(const config::ListenerConfig& l, const config::RouteConfig* r) {
+  RequestForwardConfig c;
+  c.x_forwarded_for = l.forwarded_headers.x_forwarded_for;
+  c.x_forwarded_proto = l.forwarded_headers.x_forwarded_proto;
+  c.x_forwarded_host = l.forwarded_headers.x_forwarded_host;
+  if (r) {
+    if (r->rewrite_prefix && r->match.path_prefix) c.path_rewrites.push_back({*r->match.path_prefix, *r->rewrite_prefix});
+    c.headers.remove = r->request_headers.remove;
+    for (const auto& h : r->request_headers.add) c.headers.add.emplace_back(h.name, h.value);
+  }
+  return c;
+}
+
+ResponseForwardConfig response_config(const config::RouteConfig* r) {
+  ResponseForwardConfig c;
+  if (r) {
+    c.headers.remove = r->response_headers.remove;
+    for (const auto& h : r->response_headers.add) c.headers.add.emplace_back(h.name, h.value);
+  }
+  return c;
+}
+
+std::string_view strip_port(std::string_view host) {
+  if (host.starts_with('[')) {
+    auto end = host.find(']');
+    return end == std::string_view::npos ? host : host.substr(0, end + 1);
+  }
+  auto colon = host.rfind(':');
+  return colon == std::string_view::npos ? host : host.substr(0, colon);
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+}  // namespace
+
+HttpRouter::HttpRouter(const config::ListenerConfig& listener) {
+  for (const auto& r : listener.routes)
+    entries_.push_back({r.match, HttpRoute{r.cluster, request_config(listener, &r), response_config(&r)}});
+  if (!listener.cluster.empty())
+    fallback_ = HttpRoute{listener.cluster, request_config(listener, nullptr), response_config(nullptr)};
+}
+
+bool HttpRouter::host_matches(std::string_view pattern, std::string_view host) {
+  host = strip_port(host);
+  if (pattern.starts_with("*.")) {
+    std::string_view suffix = pattern.substr(1);  // ".example.com"
+    return host.size() > suffix.size() && iequals(host.substr(host.size() - suffix.size()), suffix);
+  }
+  return iequals(pattern, host);
+}
+
+bool HttpRouter::matches(const config::RouteMatch& m, const RequestHead& req) {
+  if (m.host && !host_matches(*m.host, req.host)) return false;
+  std::string_view path = req.path();
+  if (m.path && path != *m.path) return false;
+  if (m.path_prefix && !path.starts_with(*m.path_prefix)) return false;
+  if (!m.methods.empty()) {
+    bool any = false;
+    for (const auto& method : m.methods) any = any || method == req.method;
+    if (!any) return false;
+  }
+  for (const auto& h : m.headers) {
+    auto v = req.headers.get(h.name);
+    if (!v || *v != h.value) return false;
+  }
+  return true;
+}
+
+const HttpRoute* HttpRouter::route(const RequestHead& req) const {
+  for (const auto& e : entries_)
+    if (matches(e.match, req)) return &e.route;
+  return fallback_ ? &*fallback_ : nullptr;
+}
+
+}  // namespace lbd::proxy

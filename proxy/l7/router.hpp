@@ -1,0 +1,45 @@
+#pragma once
+// HttpRouter: an http listener's routes, compiled once per config snapshot. Routes are tried in
+// file order and the first whose every condition holds wins; a request no route takes goes to
+// the listener's default cluster, or gets 404 when it has none (like an nginx server without a
+// matching location).
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "proxy/http/forward.hpp"
+#include "proxy/http/message_head.hpp"
+
+namespace lbd::proxy {
+
+/// What a request is sent with: the cluster and how the head is rewritten on the way.
+struct HttpRoute {
+  std::string cluster;
+  RequestForwardConfig request;    // X-Forwarded-*, prefix rewrite, header edits
+  ResponseForwardConfig response;  // header edits on the way back
+};
+
+class HttpRouter {
+ public:
+  explicit HttpRouter(const config::ListenerConfig& listener);
+
+  /// The route for `req`, or nullptr when none applies (answer 404).
+  const HttpRoute* route(const RequestHead& req) const;
+
+  /// Whether `host` (lowercase, maybe with ":port") matches `pattern` ("a.b" or "*.b").
+  static bool host_matches(std::string_view pattern, std::string_view host);
+
+ private:
+  struct Entry {
+    config::RouteMatch match;
+    HttpRoute route;
+  };
+  static bool matches(const config::RouteMatch& m, const RequestHead& req);
+
+  std::vector<Entry> entries_;
+  std::optional<HttpRoute> fallback_;  // the listener's default cluster
+};
+
+}  // namespace lbd::proxy
