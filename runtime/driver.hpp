@@ -77,6 +77,7 @@ struct Op {
   Op* next = nullptr;
   Op* prev = nullptr;
   uint8_t wait_dir = 0xff;  // 0xff: not on a wait list
+  int tracked_fd = -1;      // io_uring: the fd this op is counted against until it completes
 
   void reset();
 };

@@ -36,6 +36,7 @@ void Op::reset() {
   owner = nullptr;
   next = prev = nullptr;
   wait_dir = 0xff;
+  tracked_fd = -1;
   wait_out = false;
 }
 

@@ -152,9 +152,28 @@ int EpollDriver::try_op(Op* op) {
   return -EINVAL;
 }
 
+static bool is_stream_read(const Op* op) { return op->code == OpCode::Recv || op->code == OpCode::RecvPooled; }
+
+bool EpollDriver::worth_trying(const Op* op) const {
+  if (!is_stream_read(op)) return true;
+  auto fd = static_cast<std::size_t>(op->fd);
+  return fd >= fds_.size() || !fds_[fd].registered || fds_[fd].maybe_readable || fds_[fd].peer_closed;
+}
+
+void EpollDriver::note_read(const Op* op, int res, std::size_t asked) {
+  if (!is_stream_read(op)) return;
+  auto fd = static_cast<std::size_t>(op->fd);
+  if (fd >= fds_.size()) return;
+  // EOF (0) and errors leave the flag set: the next read must see them again at once.
+  if (res == -EAGAIN || (res > 0 && static_cast<std::size_t>(res) < asked)) fds_[fd].maybe_readable = false;
+}
+
 bool EpollDriver::submit(Op* op) {
+  if (!worth_trying(op)) return !wait(op);
+  std::size_t asked = op->code == OpCode::Recv ? op->buf.spare().size() : pool_.block_size();
   int r = try_op(op);
   if (r == -EINTR) r = try_op(op);
+  note_read(op, r, asked);
   if (r != -EAGAIN) {
     op->res = r;
     return true;
@@ -223,12 +242,16 @@ void EpollDriver::forget_fd(int fd) {
   }
   // Ops on other fds that wait on this one (splice) keep their own fd's state.
   st.registered = false;
+  st.maybe_readable = true;
+  st.peer_closed = false;
 }
 
 void EpollDriver::retry(int fd, uint8_t dir) {
   FdState& st = fds_[fd];
   while (Op* op = st.head[dir]) {
+    std::size_t asked = op->code == OpCode::Recv ? op->buf.spare().size() : pool_.block_size();
     int r = try_op(op);
+    note_read(op, r, asked);
     if (r == -EAGAIN) return;
     unlink(op);
     rt_.complete(op, r, 0);
@@ -259,7 +282,11 @@ void EpollDriver::poll(int64_t timeout_ns) {
       continue;
     }
     if (static_cast<std::size_t>(fd) >= fds_.size()) continue;
-    if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) retry(fd, kIn);
+    if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
+      fds_[fd].maybe_readable = true;
+      if (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) fds_[fd].peer_closed = true;
+      retry(fd, kIn);
+    }
     if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) retry(fd, kOut);
   }
 }

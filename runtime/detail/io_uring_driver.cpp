@@ -299,8 +299,23 @@ void IoUringDriver::prep(Op* op) {
 }
 
 bool IoUringDriver::submit(Op* op) {
+  track(op);
   prep(op);
   return false;
+}
+
+void IoUringDriver::track(Op* op) {
+  if (op->fd < 0) return;
+  auto fd = static_cast<std::size_t>(op->fd);
+  if (fd >= fd_ops_.size()) fd_ops_.resize(fd + 64);
+  ++fd_ops_[fd];
+  op->tracked_fd = op->fd;
+}
+
+void IoUringDriver::untrack(Op* op) {
+  if (op->tracked_fd < 0) return;
+  --fd_ops_[static_cast<std::size_t>(op->tracked_fd)];
+  op->tracked_fd = -1;
 }
 
 void IoUringDriver::cancel(Op* op) {
@@ -309,7 +324,16 @@ void IoUringDriver::cancel(Op* op) {
   io_uring_sqe_set_data64(sqe, kIgnoreTag);
 }
 
-void IoUringDriver::forget_fd(int) {}
+void IoUringDriver::forget_fd(int fd) {
+  // An in-flight op holds its own reference to the file: closing the fd alone would neither
+  // wake the task waiting on it nor really close the connection. Cancel them while the fd
+  // still names the file (the cancel is submitted now, before the caller closes it).
+  if (fd < 0 || static_cast<std::size_t>(fd) >= fd_ops_.size() || fd_ops_[fd] == 0) return;
+  io_uring_sqe* sqe = get_sqe();
+  io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+  io_uring_sqe_set_data64(sqe, kIgnoreTag);
+  io_uring_submit(&ring_);
+}
 
 void IoUringDriver::handle(io_uring_cqe* cqe) {
   uint64_t data = io_uring_cqe_get_data64(cqe);
@@ -333,6 +357,7 @@ void IoUringDriver::handle(io_uring_cqe* cqe) {
       prep(op);
       return;
     }
+    untrack(op);
     rt_.complete(op, res < 0 ? res : -ECANCELED, 0);
     return;
   }
@@ -355,6 +380,7 @@ void IoUringDriver::handle(io_uring_cqe* cqe) {
     }
   }
   if (op->code == OpCode::RecvFrom && res >= 0) op->addrlen = op->msg.msg_namelen;
+  if (!(flags & IORING_CQE_F_MORE)) untrack(op);
   rt_.complete(op, res, flags);
 }
 

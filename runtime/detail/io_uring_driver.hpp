@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/detail/plain_pool.hpp"
 #include "runtime/driver.hpp"
@@ -40,6 +41,8 @@ class IoUringDriver final : public Driver {
   void arm_wake();
   void handle(io_uring_cqe* cqe);
   void reap();
+  void track(Op* op);
+  void untrack(Op* op);
 
   Runtime& rt_;
   io_uring ring_{};
@@ -49,6 +52,7 @@ class IoUringDriver final : public Driver {
   unsigned features_ = 0;
   UniqueFd wake_fd_;
   std::size_t in_kernel_ = 0;  // op SQEs whose final CQE has not arrived
+  std::vector<uint32_t> fd_ops_;  // ops in flight per fd, so closing an fd can cancel them
 
   void* buf_ring_mem_ = nullptr;
   std::size_t buf_ring_bytes_ = 0;
