@@ -111,10 +111,16 @@ std::string SocketAddress::host_string() const {
 }
 
 std::string SocketAddress::to_string() const {
-  if (is_ipv4()) return host_string() + ":" + std::to_string(port());
-  if (is_ipv6()) return "[" + host_string() + "]:" + std::to_string(port());
-  if (is_unix()) return "unix:" + host_string();
-  return "unspecified";
+  std::string out;
+  if (is_ipv6()) out += '[';
+  if (is_unix()) out += "unix:";
+  out += host_string();
+  if (is_ipv6()) out += ']';
+  if (is_ipv4() || is_ipv6()) {
+    out += ':';
+    out += std::to_string(port());
+  }
+  return out;
 }
 
 bool operator==(const SocketAddress& a, const SocketAddress& b) {
