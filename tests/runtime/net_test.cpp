@@ -568,10 +568,10 @@ Task<void> read_once(TcpStream* s, ReadOutcome* out) {
 // Socket::close() tells the driver first (Driver::forget_fd: "fails ops still waiting on it"),
 // so a task reading the socket wakes with an error instead of waiting forever.
 //
-// RUNTIME BUG on io_uring (runtime/detail/io_uring_driver.cpp, IoUringDriver::forget_fd is
-// empty): the in-flight recv keeps its own reference to the socket, so close() neither wakes
-// the reader nor really closes the connection (the peer sees no FIN). The reader sleeps until
-// the peer sends or closes. The test waits 2 s for the reader, then closes the peer to unstick it.
+// Regression test: IoUringDriver::forget_fd used to be empty; the in-flight recv kept its own
+// reference to the socket, so close() neither woke the reader nor really closed the connection
+// (the peer saw no FIN). Fixed in 9be8484 (cancel the fd's in-flight ops before the close). The
+// test waits 2 s for the reader, then closes the peer so a regression fails instead of hanging.
 Task<void> close_while_reading() {
   auto pair = co_await test::make_tcp_pair();
   CO_ASSERT_OK(pair);
