@@ -17,9 +17,6 @@
 // Threads: each one is a WorkerPool worker with its own Runtime; connection i lives on worker
 // i % threads. Workers share nothing but a few counters the main thread reads.
 
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -30,20 +27,21 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
+#include "bench/bench_util.hpp"
 #include "runtime/net.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/worker.hpp"
 
 using namespace lbd;
+using bench::process_cpu_us;
+using bench::self_cpu_us;
 
 namespace {
 
@@ -286,47 +284,6 @@ Task<void> worker_main(RunConfig cfg, WorkerState* w, unsigned first_conn, unsig
   while (!cfg.control->released.load()) (void)co_await sleep_for(std::chrono::milliseconds(1));
 }
 
-// ---------------------------------------------------------------------------------------------
-// CPU accounting
-
-/// utime + stime of a process (all its threads), in µs; nullopt when it cannot be read.
-std::optional<double> process_cpu_us(long pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!f || !std::getline(f, line)) return std::nullopt;
-  // Field 2 (comm) may hold spaces and parentheses: fields 3.. start after the last ')'.
-  auto close = line.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
-  std::istringstream rest(line.substr(close + 1));
-  std::string field;
-  unsigned long long utime = 0, stime = 0;
-  for (int n = 3; n <= 15 && rest >> field; ++n) {
-    if (n == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
-    if (n == 15) stime = std::strtoull(field.c_str(), nullptr, 10);
-  }
-  static const double us_per_tick = 1e6 / static_cast<double>(sysconf(_SC_CLK_TCK));
-  return static_cast<double>(utime + stime) * us_per_tick;
-}
-
-double self_cpu_us() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  auto us = [](const timeval& t) { return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_usec); };
-  return us(ru.ru_utime) + us(ru.ru_stime);
-}
-
-void raise_fd_limit(unsigned connections) {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
-  if (rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) std::perror("loadgen: setrlimit(RLIMIT_NOFILE)");
-  }
-  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < connections + 64)
-    std::fprintf(stderr, "loadgen: warning: RLIMIT_NOFILE %llu is low for %u connections\n",
-                 static_cast<unsigned long long>(rl.rlim_cur), connections);
-}
-
 uint64_t sum_messages(const std::vector<std::unique_ptr<WorkerState>>& ws) {
   uint64_t n = 0;
   for (auto& w : ws) n += w->messages.load(std::memory_order_relaxed);
@@ -339,7 +296,7 @@ void sleep_seconds(double s) { std::this_thread::sleep_for(std::chrono::duration
 
 int main(int argc, char** argv) {
   Options opt = parse_options(argc, argv);
-  raise_fd_limit(opt.connections);
+  bench::raise_fd_limit("loadgen", opt.connections + 64ul);
 
   auto target = SocketAddress::parse(opt.target);
   if (!target) {
