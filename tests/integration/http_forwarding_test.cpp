@@ -4,6 +4,8 @@
 // rewrite, header edits both ways, no route -> 404.
 
 #include <algorithm>
+#include <cstring>
+#include <map>
 
 #include "tests/integration/http_harness.hpp"
 

@@ -148,6 +148,7 @@ bool HttpReader::fill(Clock::time_point deadline, End* end) {
     if (n > 0) {
       buf_.append(tmp, static_cast<std::size_t>(n));
       total_ += static_cast<uint64_t>(n);
+      if (counter_) counter_->fetch_add(static_cast<uint64_t>(n));
       return true;
     }
     if (n == 0) {
@@ -459,50 +460,44 @@ HttpBackend::HttpBackend(Responder responder, std::string id, std::size_t keep_b
 HttpBackend::~HttpBackend() { backend_.reset(); }
 
 void HttpBackend::serve(int fd) {
-  auto rec = std::make_shared<BackendConnRecord>();
+  auto conn = std::make_shared<Conn>();
+  BackendConnRecord* rec = &conn->record;  // fields other than `index` only under mu_
   {
     std::lock_guard lock(mu_);
     rec->index = static_cast<int>(conns_.size());
-    conns_.push_back(rec);
+    conns_.push_back(conn);
   }
   HttpReader reader(fd, keep_body_);
-  auto update_bytes = [&] {
-    std::lock_guard lock(mu_);
-    rec->bytes = reader.bytes_read();
-  };
+  reader.count_into(&conn->bytes);
   for (int i = 0;; ++i) {
     HttpMessage m = reader.read_head(false, 120000ms);
-    if (m.have_head) {
-      // Visible before the body arrives, so that a test can see a request being uploaded.
-      {
-        std::lock_guard lock(mu_);
-        rec->requests.push_back(m);
-        rec->bytes = reader.bytes_read();
-      }
-      reader.read_body(m, false, m.method, 120000ms);
+    if (!m.have_head) {
       std::lock_guard lock(mu_);
-      rec->requests.back() = m;
-      rec->bytes = reader.bytes_read();
-    } else {
-      std::lock_guard lock(mu_);
-      rec->bytes = reader.bytes_read();
       // Bytes that never made a head are a request too, a broken one.
       if (!reader.buffered().empty() || m.end == End::Error) {
-        m.raw_head = reader.buffered();
+        if (m.raw_head.empty()) m.raw_head = reader.buffered();
         rec->requests.push_back(m);
       }
       rec->ended = true;
       rec->end = m.end;
       return;
     }
-    if (!m.complete) {
+    // Visible before the body arrives, so that a test can watch an upload.
+    {
       std::lock_guard lock(mu_);
-      rec->ended = true;
-      rec->end = m.end;
-      return;
+      rec->requests.push_back(m);
+    }
+    reader.read_body(m, false, m.method, 120000ms);
+    {
+      std::lock_guard lock(mu_);
+      rec->requests.back() = m;
+      if (!m.complete) {
+        rec->ended = true;
+        rec->end = m.end;
+        return;
+      }
     }
     bool more = responder_(BackendExchange{fd, &reader, rec->index, i}, m);
-    update_bytes();
     if (!more) {
       std::lock_guard lock(mu_);
       rec->ended = true;
@@ -514,7 +509,10 @@ void HttpBackend::serve(int fd) {
 std::vector<BackendConnRecord> HttpBackend::connections() const {
   std::lock_guard lock(mu_);
   std::vector<BackendConnRecord> out;
-  for (const auto& c : conns_) out.push_back(*c);
+  for (const auto& c : conns_) {
+    out.push_back(c->record);
+    out.back().bytes = c->bytes.load();
+  }
   return out;
 }
 
@@ -522,21 +520,21 @@ std::vector<HttpMessage> HttpBackend::requests() const {
   std::lock_guard lock(mu_);
   std::vector<HttpMessage> out;
   for (const auto& c : conns_)
-    for (const auto& r : c->requests) out.push_back(r);
+    for (const auto& r : c->record.requests) out.push_back(r);
   return out;
 }
 
 std::size_t HttpBackend::request_count() const {
   std::lock_guard lock(mu_);
   std::size_t n = 0;
-  for (const auto& c : conns_) n += c->requests.size();
+  for (const auto& c : conns_) n += c->record.requests.size();
   return n;
 }
 
 uint64_t HttpBackend::bytes_received() const {
   std::lock_guard lock(mu_);
   uint64_t n = 0;
-  for (const auto& c : conns_) n += c->bytes;
+  for (const auto& c : conns_) n += c->bytes.load();
   return n;
 }
 

@@ -99,6 +99,8 @@ class HttpReader {
   /// Every byte this reader took off the socket.
   uint64_t bytes_read() const { return total_; }
   int fd() const { return fd_; }
+  /// Also counts every byte read into `*counter` (read by other threads while this one reads).
+  void count_into(std::atomic<uint64_t>* counter) { counter_ = counter; }
 
  private:
   bool fill(Clock::time_point deadline, End* end);
@@ -109,6 +111,7 @@ class HttpReader {
   std::size_t keep_body_;
   std::string buf_;
   uint64_t total_ = 0;
+  std::atomic<uint64_t>* counter_ = nullptr;  // not owned; see count_into()
   std::unique_ptr<StreamChecker> digest_;  // of the body being read
 };
 
@@ -170,10 +173,15 @@ class HttpBackend {
  private:
   void serve(int fd);
 
+  struct Conn {
+    BackendConnRecord record;  // guarded by mu_
+    std::atomic<uint64_t> bytes{0};
+  };
+
   Responder responder_;
   std::size_t keep_body_;
   mutable std::mutex mu_;
-  std::vector<std::shared_ptr<BackendConnRecord>> conns_;  // guarded by mu_
+  std::vector<std::shared_ptr<Conn>> conns_;  // guarded by mu_
   std::unique_ptr<Backend> backend_;                       // last: stops before the rest goes
 };
 

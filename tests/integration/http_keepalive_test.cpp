@@ -1,1 +1,128 @@
-// placeholder
+// Upstream keep-alive: requests share pooled upstream connections whether they come on one
+// client connection or on many; a pooled connection the backend closed is never used (or the
+// GET on it is retried on a fresh one), and a request whose body was sent is never sent twice.
+
+#include <sys/socket.h>
+
+#include "tests/integration/http_harness.hpp"
+
+namespace lbd::it {
+namespace {
+
+class HttpKeepalive : public HttpTest {};
+
+constexpr int kRequests = 100;
+constexpr int kWorkers = 2;
+
+TEST_P(HttpKeepalive, SequentialRequestsOnOneClientConnectionShareOneUpstreamConnection) {
+  HttpBackend backend(respond_ok());
+  ASSERT_EQ(start_simple({&backend}, "", "", kWorkers), "");
+  Fd c = client();
+  HttpReader r(c.get());
+  for (int i = 0; i < kRequests; ++i) {
+    std::string path = "/seq/" + std::to_string(i);
+    ASSERT_TRUE(send_all(c.get(), http_get(path, "a")));
+    HttpMessage resp = r.read_final_response();
+    ASSERT_EQ(resp.status, 200) << "request " << i << ": " << resp.summary();
+    ASSERT_EQ(resp.body, "ok GET " + path);
+  }
+  EXPECT_EQ(backend.request_count(), static_cast<std::size_t>(kRequests));
+  // One client connection lives on one worker: one upstream connection carries everything.
+  EXPECT_EQ(backend.accepted(), 1);
+}
+
+TEST_P(HttpKeepalive, SequentialClientConnectionsSharePooledUpstreamConnections) {
+  HttpBackend backend(respond_ok());
+  ASSERT_EQ(start_simple({&backend}, "", "", kWorkers), "");
+  for (int i = 0; i < kRequests; ++i) {
+    std::string path = "/conn/" + std::to_string(i);
+    HttpMessage resp = roundtrip(http_get(path, "a"));
+    ASSERT_EQ(resp.status, 200) << "connection " << i << ": " << resp.summary();
+    ASSERT_EQ(resp.body, "ok GET " + path);
+  }
+  EXPECT_EQ(backend.request_count(), static_cast<std::size_t>(kRequests));
+  // At most one pooled connection per worker.
+  EXPECT_GE(backend.accepted(), 1);
+  EXPECT_LE(backend.accepted(), kWorkers);
+}
+
+TEST_P(HttpKeepalive, PooledConnectionClosedByTheBackendWhileIdleIsNotUsed) {
+  HttpBackend backend([](const BackendExchange& ex, const HttpMessage& req) {
+    ex.send(http_response(200, "ok " + req.method + " " + req.target));
+    return false;  // closes the connection right after a keep-alive response
+  });
+  ASSERT_EQ(start_simple({&backend}), "");
+  Fd c = client();
+  HttpReader r(c.get());
+  ASSERT_TRUE(send_all(c.get(), http_get("/one", "a")));
+  HttpMessage resp = r.read_final_response();
+  EXPECT_EQ(resp.status, 200) << resp.summary();
+  ASSERT_TRUE(backend.wait_idle()) << "the backend did not close its connection";
+  // The pooled connection is dead: the GET goes on a new one.
+  ASSERT_TRUE(send_all(c.get(), http_get("/two", "a")));
+  resp = r.read_final_response();
+  EXPECT_EQ(resp.status, 200) << resp.summary();
+  EXPECT_EQ(resp.body, "ok GET /two");
+  ASSERT_TRUE(backend.wait_idle());
+  // So does a POST, and it arrives exactly once.
+  ASSERT_TRUE(send_all(c.get(), "POST /three HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody"));
+  resp = r.read_final_response();
+  EXPECT_EQ(resp.status, 200) << resp.summary();
+  EXPECT_EQ(resp.body, "ok POST /three");
+  auto conns = backend.connections();
+  ASSERT_EQ(conns.size(), 3u);
+  for (const auto& conn : conns) EXPECT_EQ(conn.requests.size(), 1u) << "connection " << conn.index;
+}
+
+// The backend reads the second request on a pooled connection and closes without answering,
+// as one does when its keep-alive timeout races with the request. A GET is safe to repeat: lbd
+// sends it again on a fresh connection and the client never notices.
+TEST_P(HttpKeepalive, GetOnAStalePooledConnectionIsRetriedOnAFreshOne) {
+  HttpBackend backend([](const BackendExchange& ex, const HttpMessage& req) {
+    if (ex.conn == 0 && ex.request == 1) return false;  // closes without a response
+    return ex.send(http_response(200, "ok " + req.method + " " + req.target));
+  });
+  ASSERT_EQ(start_simple({&backend}), "");
+  Fd c = client();
+  HttpReader r(c.get());
+  ASSERT_TRUE(send_all(c.get(), http_get("/one", "a")));
+  HttpMessage resp = r.read_final_response();
+  EXPECT_EQ(resp.status, 200) << resp.summary();
+  ASSERT_TRUE(send_all(c.get(), http_get("/two", "a")));
+  resp = r.read_final_response();
+  EXPECT_EQ(resp.status, 200) << resp.summary();
+  EXPECT_EQ(resp.body, "ok GET /two");
+  auto conns = backend.connections();
+  ASSERT_EQ(conns.size(), 2u);
+  ASSERT_EQ(conns[0].requests.size(), 2u);
+  EXPECT_EQ(conns[0].requests[1].target, "/two");
+  ASSERT_EQ(conns[1].requests.size(), 1u);
+  EXPECT_EQ(conns[1].requests[0].target, "/two");
+}
+
+// The same with a POST whose body went out: lbd cannot know whether the backend acted on it,
+// so it must not send it again. The client gets 502; the backend got the POST once.
+TEST_P(HttpKeepalive, PostWithABodyOnAStalePooledConnectionIsNotRetried) {
+  HttpBackend backend([](const BackendExchange& ex, const HttpMessage& req) {
+    if (ex.conn == 0 && ex.request == 1) return false;  // read the POST, close without a response
+    return ex.send(http_response(200, "ok " + req.method + " " + req.target));
+  });
+  ASSERT_EQ(start_simple({&backend}), "");
+  Fd c = client();
+  HttpReader r(c.get());
+  ASSERT_TRUE(send_all(c.get(), http_get("/one", "a")));
+  HttpMessage resp = r.read_final_response();
+  EXPECT_EQ(resp.status, 200) << resp.summary();
+  ASSERT_TRUE(send_all(c.get(), "POST /pay HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\n\r\namount1"));
+  resp = r.read_final_response();
+  EXPECT_EQ(resp.status, 502) << resp.summary();
+  int posts = 0;
+  for (const auto& q : backend.requests()) posts += q.method == "POST" ? 1 : 0;
+  EXPECT_EQ(posts, 1) << "the POST reached the backend " << posts << " times";
+  EXPECT_EQ(backend.accepted(), 1);
+}
+
+LBD_INSTANTIATE_DRIVERS(HttpKeepalive);
+
+}  // namespace
+}  // namespace lbd::it
