@@ -53,10 +53,20 @@ struct Op {
   bool wait_out = false;  // splice: the socket side is fd_out (wait for writability there)
   std::size_t offset = 0;  // send/write start within buf
   Buffer buf;              // owned while in flight
-  sockaddr_storage addr{};
-  socklen_t addrlen = 0;
-  msghdr msg{};  // recvfrom/sendto via recvmsg/sendmsg on io_uring
-  iovec iov{};
+  /// Address state, for the ops that need one (connect, accept, recvfrom, sendto). Kept out
+  /// of line so that the slot of a plain read or write, which an idle connection holds, stays
+  /// small.
+  struct AddressPart {
+    sockaddr_storage addr{};
+    socklen_t addrlen = 0;
+    msghdr msg{};  // recvfrom/sendto via recvmsg/sendmsg on io_uring
+    iovec iov{};
+  };
+  std::unique_ptr<AddressPart> address_part;  // allocated on first use, kept with the slot
+  AddressPart& a() {
+    if (!address_part) address_part = std::make_unique<AddressPart>();
+    return *address_part;
+  }
 
   int32_t res = 0;
   uint32_t cqe_flags = 0;

@@ -107,8 +107,8 @@ Result<UniqueFd> new_socket(int family, int type) {
 
 IoAwaiter<detail::ExtractVoid> connect_op(int fd, const SocketAddress& addr) {
   Op* op = detail::new_op(OpCode::Connect, fd);
-  std::memcpy(&op->addr, addr.data(), addr.size());
-  op->addrlen = addr.size();
+  std::memcpy(&op->a().addr, addr.data(), addr.size());
+  op->a().addrlen = addr.size();
   return IoAwaiter<detail::ExtractVoid>(op);
 }
 }  // namespace
@@ -351,8 +351,8 @@ IoAwaiter<detail::ExtractDatagram> UdpSocket::recv_from(Buffer buf) {
 IoAwaiter<detail::ExtractWrite> UdpSocket::send_to(Buffer buf, const SocketAddress& to) {
   Op* op = detail::new_op(OpCode::SendTo, fd());
   op->buf = std::move(buf);
-  std::memcpy(&op->addr, to.data(), to.size());
-  op->addrlen = to.size();
+  std::memcpy(&op->a().addr, to.data(), to.size());
+  op->a().addrlen = to.size();
   return IoAwaiter<detail::ExtractWrite>(op);
 }
 

@@ -77,7 +77,7 @@ struct ExtractDatagram {
     if (op->res < 0) return {errno_error(-op->res), std::move(op->buf), {}};
     op->buf.set_size(op->buf.size() + static_cast<std::size_t>(op->res));
     return {static_cast<std::size_t>(op->res), std::move(op->buf),
-            SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&op->addr), op->addrlen)};
+            SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&op->a().addr), op->a().addrlen)};
   }
 };
 

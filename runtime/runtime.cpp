@@ -25,7 +25,7 @@ void Op::reset() {
   len = 0;
   offset = 0;
   buf = Buffer();
-  addrlen = 0;
+  if (address_part) *address_part = AddressPart{};
   res = 0;
   cqe_flags = 0;
   waiter = {};

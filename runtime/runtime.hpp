@@ -323,11 +323,15 @@ struct yield_now {
 class OpAwaiter : public Cancellable {
  public:
   explicit OpAwaiter(Op* op) : op_(op) {}
-  OpAwaiter(OpAwaiter&& o) noexcept : op_(std::exchange(o.op_, nullptr)) {}
+  OpAwaiter(OpAwaiter&& o) noexcept : op_(std::exchange(o.op_, nullptr)) {
+    timer_.deadline = o.timer_.deadline;
+    timed_ = o.timed_;
+  }
   OpAwaiter(const OpAwaiter&) = delete;
   ~OpAwaiter() {
     if (!op_) return;
     Runtime& rt = Runtime::current();
+    rt.timers().remove(&timer_);
     if (submitted_ && !op_->completed) {
       op_->detached = true;  // the completion frees it
       if (!op_->cancel_requested) {
@@ -357,11 +361,17 @@ class OpAwaiter : public Cancellable {
     }
     ctx_ = ctx;
     if (ctx) ctx->waiting = this;
+    if (timed_) {
+      timer_.fire = &OpAwaiter::on_deadline;
+      timer_.owner = this;
+      Runtime::current().timers().add(&timer_);
+    }
     return true;
   }
   /// The completed op; still owned by this awaiter (freed with it).
   Op* finish() {
     if (ctx_ && ctx_->waiting == this) ctx_->waiting = nullptr;
+    if (timed_) Runtime::current().timers().remove(&timer_);
     return op_;
   }
 
@@ -373,9 +383,21 @@ class OpAwaiter : public Cancellable {
   }
 
  protected:
+  /// Arms a deadline for this one operation: past it the op is cancelled and resumes with
+  /// ETIMEDOUT. Cheaper than timeout(): no coroutine frame, one timer-heap entry.
+  void set_deadline(Clock::time_point deadline) {
+    timer_.deadline = deadline;
+    timed_ = true;
+  }
+
   Op* op_;
   TaskCtx* ctx_ = nullptr;
   bool submitted_ = false;
+  bool timed_ = false;
+  detail::TimerNode timer_;
+
+ private:
+  static void on_deadline(detail::TimerNode* n) { static_cast<OpAwaiter*>(n->owner)->cancel(ETIMEDOUT); }
 };
 
 /// An OpAwaiter whose result is computed by `Extract::get(Op*)`.
@@ -384,6 +406,11 @@ class IoAwaiter : public OpAwaiter {
  public:
   using OpAwaiter::OpAwaiter;
   auto await_resume() { return Extract::get(finish()); }
+  /// `co_await stream.read_pooled().with_timeout(5s)`: ETIMEDOUT once `d` passes.
+  IoAwaiter&& with_timeout(Duration d) && {
+    set_deadline(Clock::now() + d);
+    return std::move(*this);
+  }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -548,6 +575,30 @@ class CancelSource {
   CancelScope* head_ = nullptr;
   bool cancelled_ = false;
   int reason_ = 0;
+};
+
+/// Ties the whole current task to `source` while alive: source->cancel() cancels whatever the
+/// task awaits from then on, like JoinHandle::cancel(). Costs no coroutine frame, unlike
+/// with_cancel(); the task's root scope can be linked to one source at a time.
+class CancelLink {
+ public:
+  explicit CancelLink(CancelSource* source) : source_(source), ctx_(detail::current_ctx) {
+    if (!ctx_) return;
+    if (source_->is_cancelled()) {
+      ctx_->root_scope.fired = source_->reason();
+    } else {
+      source_->attach(&ctx_->root_scope);
+    }
+  }
+  ~CancelLink() {
+    if (ctx_ && !source_->is_cancelled()) source_->detach(&ctx_->root_scope);
+  }
+  CancelLink(const CancelLink&) = delete;
+  CancelLink& operator=(const CancelLink&) = delete;
+
+ private:
+  CancelSource* source_;  // not owned; outlives the link
+  TaskCtx* ctx_;          // the linked task's context
 };
 
 /// Awaits `a` inside a scope that `source->cancel()` fires. Precondition: `source` outlives

@@ -131,12 +131,13 @@ Task<void> ProxyWorker::accept_loop(ListenerSlot* slot) {
 
 Task<void> ProxyWorker::run_session(TcpStream client, SessionEnv env) {
   SessionGuard guard(this, env.stats);
+  CancelLink link(&kill_);  // the kill switch reaches this task without a wrapper frame
   switch (env.listener->protocol) {
     case config::Protocol::Tcp:
-      co_await with_cancel(run_tcp_session(std::move(client), std::move(env)), &kill_);
+      co_await run_tcp_session(&client, &env, &kill_);
       break;
     case config::Protocol::Http:
-      co_await with_cancel(run_http_session(std::move(client), std::move(env)), &kill_);
+      co_await run_http_session(&client, &env, &kill_);
       break;
   }
 }

@@ -35,6 +35,43 @@ std::string_view not_found_response() {
          "Connection: close\r\n\r\nNot Found\n";
 }
 
+/// Parsers are borrowed per exchange (response) or per request (request) from a per-worker
+/// cache, so that a keep-alive connection idling between requests holds neither: with
+/// thousands of idle clients that is most of their memory. Only a parser that ended cleanly,
+/// between messages, goes back.
+template <class Parser>
+class ParserCache {
+ public:
+  static std::unique_ptr<Parser> take(const HttpParserLimits& limits) {
+    auto& free = list();
+    for (std::size_t i = free.size(); i-- > 0;) {
+      if (free[i].limits.max_request_line == limits.max_request_line &&
+          free[i].limits.max_header_bytes == limits.max_header_bytes) {
+        auto p = std::move(free[i].parser);
+        free[i] = std::move(free.back());
+        free.pop_back();
+        return p;
+      }
+    }
+    return std::make_unique<Parser>(limits);
+  }
+  static void give(std::unique_ptr<Parser> p, const HttpParserLimits& limits) {
+    auto& free = list();
+    if (p && free.size() < kMaxCached) free.push_back({std::move(p), limits});
+  }
+
+ private:
+  static constexpr std::size_t kMaxCached = 256;
+  struct Entry {
+    std::unique_ptr<Parser> parser;
+    HttpParserLimits limits;
+  };
+  static std::vector<Entry>& list() {
+    thread_local std::vector<Entry> free;
+    return free;
+  }
+};
+
 /// How reading a request head ended.
 enum class HeadOutcome { kHead, kClosed, kRejected };
 
@@ -53,11 +90,14 @@ enum class RelayOutcome {
 
 class HttpSession {
  public:
-  HttpSession(TcpStream client, SessionEnv env)
-      : client_(std::move(client)),
-        env_(std::move(env)),
-        parser_(HttpParserLimits{env_.listener->limits.max_request_line, env_.listener->limits.max_header_bytes}) {
-    client_ip_ = env_.peer.host_string();
+  HttpSession(TcpStream* client, const SessionEnv* env, CancelSource* kill)
+      : client_(*client),
+        env_(*env),
+        kill_(kill),
+        limits_{env_.listener->limits.max_request_line, env_.listener->limits.max_header_bytes} {}
+  ~HttpSession() {
+    // Parsers of a connection that ends mid-message are dropped, not cached.
+    if (parser_ && clean_boundary_) ParserCache<HttpRequestParser>::give(std::move(parser_), limits_);
   }
 
   Task<void> run() {
@@ -79,7 +119,7 @@ class HttpSession {
 
   /// Reads the next chunk from the client (only when the current one is used up). false: EOF.
   Task<Result<bool>> read_client(Duration limit) {
-    auto r = co_await timeout(client_.read_pooled(), limit);
+    auto r = co_await client_.read_pooled().with_timeout(limit);
     if (!r) co_return r.error();
     in_ = std::move(*r);
     in_pos_ = 0;
@@ -98,12 +138,14 @@ class HttpSession {
   Task<HeadOutcome> read_head(bool first) {
     const auto& t = env_.listener->timeouts;
     bool got_bytes = !client_rest().empty();
+    have_head_ = false;
     auto now = Clock::now();
     Clock::time_point deadline = now + t.header;
     request_start_ = now;
     for (;;) {
       if (client_rest().empty()) {
         in_ = Buffer();  // an idle connection holds no read buffer
+        if (!got_bytes && parser_) ParserCache<HttpRequestParser>::give(std::move(parser_), limits_);
         if (!got_bytes && !first && *env_.draining) co_return HeadOutcome::kClosed;
         Result<bool> r = errno_error(ETIMEDOUT);
         if (got_bytes || first) {
@@ -120,9 +162,10 @@ class HttpSession {
           co_return HeadOutcome::kClosed;  // idle keep-alive expiry, reset, drain
         }
         if (!*r) {
-          HttpEvent ev = parser_.finish();
+          if (!parser_) co_return HeadOutcome::kClosed;  // closed between requests
+          HttpEvent ev = parser_->finish();
           if (ev.kind == HttpEvent::kError && got_bytes) {
-            co_await reject(parser_.error().status, std::string(parser_.error().reason));
+            co_await reject(parser_->error().status, std::string(parser_->error().reason));
             co_return HeadOutcome::kRejected;
           }
           co_return HeadOutcome::kClosed;
@@ -133,7 +176,9 @@ class HttpSession {
           if (!first) deadline = request_start_ + t.header;
         }
       }
-      HttpEvent ev = parser_.parse(client_rest());
+      if (!parser_) parser_ = ParserCache<HttpRequestParser>::take(limits_);
+      clean_boundary_ = false;
+      HttpEvent ev = parser_->parse(client_rest());
       in_pos_ += ev.consumed;
       switch (ev.kind) {
         case HttpEvent::kNeedMore:
@@ -141,7 +186,7 @@ class HttpSession {
         case HttpEvent::kHeadComplete:
           co_return HeadOutcome::kHead;
         case HttpEvent::kError:
-          co_await reject(parser_.error().status, std::string(parser_.error().reason));
+          co_await reject(parser_->error().status, std::string(parser_->error().reason));
           co_return HeadOutcome::kRejected;
         default:
           co_return HeadOutcome::kClosed;  // not reachable before a head
@@ -210,8 +255,8 @@ class HttpSession {
     r.bytes_sent = bytes;
     r.cause = cause;
     r.request_time = Clock::now() - request_start_;
-    if (have_head_) {
-      const RequestHead& req = parser_.head();
+    if (have_head_ && parser_) {
+      const RequestHead& req = parser_->head();
       r.method = req.method;
       r.target = req.target;
       r.version = to_string(req.version);
@@ -233,7 +278,7 @@ class HttpSession {
     upstream_addr_ = nullptr;
     client_written_ = false;
     sent_continue_ = false;
-    const RequestHead& req = parser_.head();
+    const RequestHead& req = parser_->head();
     const HttpRoute* route = env_.state->router(env_.listener->name)->route(req);
     if (!route) {
       co_await reject(404, "no route matches");
@@ -271,7 +316,8 @@ class HttpSession {
 
       // The request head.
       head_out_.clear();
-      RequestForwardContext fwd{client_ip_, "http"};
+      std::string client_ip = env_.peer.host_string();
+      RequestForwardContext fwd{client_ip, "http"};
       serialize_request_head(req, route->request, fwd, head_out_);
       out_ = Buffer();
       auto w = co_await append_out(&up.stream, head_out_, cluster->config().timeouts.write);
@@ -298,7 +344,7 @@ class HttpSession {
         auto b = co_await forward_request_body(&up, cluster, req);
         if (!b.ok) co_return ExchangeEnd{};
       } else {
-        HttpEvent ev = parser_.parse(client_rest());
+        HttpEvent ev = parser_->parse(client_rest());
         in_pos_ += ev.consumed;
         if (ev.kind != HttpEvent::kMessageComplete) {
           co_await reject(400, "request without body did not complete");
@@ -317,7 +363,16 @@ class HttpSession {
         co_return ExchangeEnd{};
       }
       if (outcome != RelayOutcome::kDone) co_return ExchangeEnd{};
-      if (upstream_reusable_) cluster->release_to_pool(std::move(up));
+      if (upstream_reusable_) {
+        cluster->release_to_pool(std::move(up));
+        ParserCache<HttpResponseParser>::give(std::move(resp_parser_), HttpParserLimits{});
+      }
+      resp_parser_.reset();
+      clean_boundary_ = keep_client && !response_close_;  // a "close" request leaves llhttp refusing more
+      // Between requests a keep-alive connection holds no staging memory.
+      out_ = Buffer();
+      head_out_.clear();
+      head_out_.shrink_to_fit();
       co_return ExchangeEnd{keep_client && !response_close_};
     }
   }
@@ -335,7 +390,7 @@ class HttpSession {
     const uint64_t max_body = env_.listener->limits.max_body_size;
     uint64_t total = 0;
     for (;;) {
-      HttpEvent ev = parser_.parse(client_rest());
+      HttpEvent ev = parser_->parse(client_rest());
       in_pos_ += ev.consumed;
       switch (ev.kind) {
         case HttpEvent::kBodyData: {
@@ -362,7 +417,7 @@ class HttpSession {
         case HttpEvent::kMessageComplete: {
           if (chunked) {
             head_out_.clear();
-            append_last_chunk(head_out_, &parser_.trailers());
+            append_last_chunk(head_out_, &parser_->trailers());
             auto w = co_await append_out(&up->stream, head_out_, write_limit);
             if (!w) {
               co_await reject(502, "sending the request body: " + w.error().message());
@@ -402,7 +457,7 @@ class HttpSession {
           break;
         }
         case HttpEvent::kError:
-          co_await reject(parser_.error().status, std::string(parser_.error().reason));
+          co_await reject(parser_->error().status, std::string(parser_->error().reason));
           co_return BodyResult{};
         default:
           co_return BodyResult{};
@@ -417,7 +472,8 @@ class HttpSession {
                                     bool keep_client) {
     upstream_reusable_ = false;
     response_close_ = false;
-    resp_parser_.expect_response(req.method, req.upgrade);
+    if (!resp_parser_) resp_parser_ = ParserCache<HttpResponseParser>::take(HttpParserLimits{});
+    resp_parser_->expect_response(req.method, req.upgrade);
     const Duration read_limit = cluster->config().timeouts.read;
     const Duration client_limit = env_.listener->timeouts.idle;
     Buffer uin;
@@ -440,7 +496,7 @@ class HttpSession {
           access(status, "client_closed", bytes);
           co_return RelayOutcome::kFailed;
         }
-        auto r = co_await timeout(up->stream.read_pooled(), read_limit);
+        auto r = co_await up->stream.read_pooled().with_timeout(read_limit);
         if (!r) {
           if (!got_any && !r.error().is(ETIMEDOUT) && !r.error().is(ECANCELED)) co_return RelayOutcome::kRetryable;
           failure = fail(r.error().is(ETIMEDOUT) ? 504 : 502,
@@ -449,7 +505,7 @@ class HttpSession {
           break;
         }
         if (r->empty()) {
-          HttpEvent ev = resp_parser_.finish();
+          HttpEvent ev = resp_parser_->finish();
           if (ev.kind == HttpEvent::kMessageComplete) {
             if (plan.body == ResponseForwardPlan::Body::kChunked) {
               head_out_.clear();
@@ -471,17 +527,17 @@ class HttpSession {
         need_input = false;
         continue;
       }
-      HttpEvent ev = resp_parser_.parse(std::span<const char>(uin.data() + upos, uin.size() - upos));
+      HttpEvent ev = resp_parser_->parse(std::span<const char>(uin.data() + upos, uin.size() - upos));
       upos += ev.consumed;
       need_input = ev.kind == HttpEvent::kNeedMore;
       if (need_input) continue;
       if (ev.kind == HttpEvent::kError) {
         failure = fail(502, "malformed response from " + upstream_addr_->to_string() + ": " +
-                                std::string(resp_parser_.error().reason));
+                                std::string(resp_parser_->error().reason));
         break;
       }
       if (ev.kind == HttpEvent::kHeadComplete) {
-        const ResponseHead& head = resp_parser_.head();
+        const ResponseHead& head = resp_parser_->head();
         interim = head.is_interim();
         if (interim) {
           if (head.status == 100 && sent_continue_) continue;
@@ -523,10 +579,10 @@ class HttpSession {
       }
       if (ev.kind == HttpEvent::kMessageComplete) {
         if (interim) continue;
-        const ResponseHead& head = resp_parser_.head();
+        const ResponseHead& head = resp_parser_->head();
         if (plan.body == ResponseForwardPlan::Body::kChunked) {
           head_out_.clear();
-          append_last_chunk(head_out_, &resp_parser_.trailers());
+          append_last_chunk(head_out_, &resp_parser_->trailers());
           (void)co_await append_out(&client_, head_out_, client_limit);
         }
         auto f = co_await flush_out(&client_, client_limit);
@@ -576,23 +632,17 @@ class HttpSession {
     }
     out_ = Buffer();
     in_ = Buffer();
-    Clock::time_point last = Clock::now();
-    CancelSource stop;
-    auto down = spawn(tunnel_pump(&up->stream, &client_, idle, &last, &env_.stats->bytes_to_client, &stop));
-    (void)co_await tunnel_pump(&client_, &up->stream, idle, &last, &env_.stats->bytes_from_client, &stop);
-    (void)co_await down;
+    PumpEnd client_end, upstream_end;
+    co_await relay_both_ways(&client_, &up->stream, idle, idle, env_.stats, kill_, false, &client_end, &upstream_end);
   }
 
-  static Task<PumpEnd> tunnel_pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::time_point* last,
-                                   uint64_t* bytes, CancelSource* stop) {
-    co_return co_await with_cancel(pump(from, to, idle, last, bytes, stop), stop);
-  }
-
-  TcpStream client_;
-  SessionEnv env_;
-  std::string client_ip_;
-  HttpRequestParser parser_;
-  HttpResponseParser resp_parser_;
+  TcpStream& client_;       // owned by the worker's session task
+  const SessionEnv& env_;   // likewise
+  CancelSource* kill_;      // the worker's kill switch (not owned)
+  HttpParserLimits limits_;
+  std::unique_ptr<HttpRequestParser> parser_;        // null while idle between requests
+  std::unique_ptr<HttpResponseParser> resp_parser_;  // only during an exchange
+  bool clean_boundary_ = true;  // parser_ sits between two messages
   Buffer in_;               // the client chunk being parsed
   std::size_t in_pos_ = 0;  // bytes of in_ the parser has taken
   Buffer out_;              // staging for writes (client or upstream)
@@ -609,8 +659,8 @@ class HttpSession {
 
 }  // namespace
 
-Task<void> run_http_session(TcpStream client, SessionEnv env) {
-  HttpSession session(std::move(client), std::move(env));
+Task<void> run_http_session(TcpStream* client, const SessionEnv* env, CancelSource* kill) {
+  HttpSession session(client, env, kill);
   co_await session.run();
 }
 

@@ -8,7 +8,8 @@
 
 namespace lbd::proxy {
 
-/// Serves one client connection until it closes, idles out, or the worker drains.
-Task<void> run_http_session(TcpStream client, SessionEnv env);
+/// Serves one client connection until it closes, idles out, or the worker drains. `client`
+/// and `env` belong to the caller and outlive the session; `kill` ends it (and any tunnel).
+Task<void> run_http_session(TcpStream* client, const SessionEnv* env, CancelSource* kill);
 
 }  // namespace lbd::proxy

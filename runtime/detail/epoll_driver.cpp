@@ -86,14 +86,14 @@ int EpollDriver::try_op(Op* op) {
       return 0;
     case OpCode::Accept:
     case OpCode::AcceptMulti: {
-      op->addrlen = sizeof(op->addr);
-      return neg_errno(accept4(op->fd, reinterpret_cast<sockaddr*>(&op->addr), &op->addrlen,
+      op->a().addrlen = sizeof(op->a().addr);
+      return neg_errno(accept4(op->fd, reinterpret_cast<sockaddr*>(&op->a().addr), &op->a().addrlen,
                                SOCK_NONBLOCK | SOCK_CLOEXEC));
     }
     case OpCode::Connect: {
       if (op->len == 0) {
         op->len = 1;  // connect issued; later tries read the outcome
-        int r = ::connect(op->fd, reinterpret_cast<const sockaddr*>(&op->addr), op->addrlen);
+        int r = ::connect(op->fd, reinterpret_cast<const sockaddr*>(&op->a().addr), op->a().addrlen);
         if (r == 0) return 0;
         return errno == EINPROGRESS ? -EAGAIN : -errno;
       }
@@ -135,14 +135,14 @@ int EpollDriver::try_op(Op* op) {
       return neg_errno(::write(op->fd, op->buf.data() + op->offset, op->buf.size() - op->offset));
     case OpCode::RecvFrom: {
       auto spare = op->buf.spare();
-      op->addrlen = sizeof(op->addr);
+      op->a().addrlen = sizeof(op->a().addr);
       return neg_errno(::recvfrom(op->fd, spare.data(), spare.size(), op->flags | MSG_DONTWAIT,
-                                  reinterpret_cast<sockaddr*>(&op->addr), &op->addrlen));
+                                  reinterpret_cast<sockaddr*>(&op->a().addr), &op->a().addrlen));
     }
     case OpCode::SendTo:
       return neg_errno(::sendto(op->fd, op->buf.data() + op->offset, op->buf.size() - op->offset,
                                 op->flags | MSG_DONTWAIT | MSG_NOSIGNAL,
-                                reinterpret_cast<const sockaddr*>(&op->addr), op->addrlen));
+                                reinterpret_cast<const sockaddr*>(&op->a().addr), op->a().addrlen));
     case OpCode::Splice:
       return neg_errno(::splice(op->fd, nullptr, op->fd_out, nullptr, op->len,
                                 static_cast<unsigned>(op->flags) | SPLICE_F_NONBLOCK));

@@ -229,15 +229,15 @@ void IoUringDriver::prep(Op* op) {
       io_uring_prep_nop(sqe);
       break;
     case OpCode::Accept:
-      op->addrlen = sizeof(op->addr);
-      io_uring_prep_accept(sqe, op->fd, reinterpret_cast<sockaddr*>(&op->addr), &op->addrlen,
+      op->a().addrlen = sizeof(op->a().addr);
+      io_uring_prep_accept(sqe, op->fd, reinterpret_cast<sockaddr*>(&op->a().addr), &op->a().addrlen,
                            SOCK_NONBLOCK | SOCK_CLOEXEC);
       break;
     case OpCode::AcceptMulti:
       io_uring_prep_multishot_accept(sqe, op->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       break;
     case OpCode::Connect:
-      io_uring_prep_connect(sqe, op->fd, reinterpret_cast<const sockaddr*>(&op->addr), op->addrlen);
+      io_uring_prep_connect(sqe, op->fd, reinterpret_cast<const sockaddr*>(&op->a().addr), op->a().addrlen);
       break;
     case OpCode::Recv: {
       auto spare = op->buf.spare();
@@ -269,23 +269,23 @@ void IoUringDriver::prep(Op* op) {
       break;
     case OpCode::RecvFrom: {
       auto spare = op->buf.spare();
-      op->iov = {spare.data(), spare.size()};
-      op->msg = {};
-      op->msg.msg_name = &op->addr;
-      op->msg.msg_namelen = sizeof(op->addr);
-      op->msg.msg_iov = &op->iov;
-      op->msg.msg_iovlen = 1;
-      io_uring_prep_recvmsg(sqe, op->fd, &op->msg, op->flags);
+      op->a().iov = {spare.data(), spare.size()};
+      op->a().msg = {};
+      op->a().msg.msg_name = &op->a().addr;
+      op->a().msg.msg_namelen = sizeof(op->a().addr);
+      op->a().msg.msg_iov = &op->a().iov;
+      op->a().msg.msg_iovlen = 1;
+      io_uring_prep_recvmsg(sqe, op->fd, &op->a().msg, op->flags);
       break;
     }
     case OpCode::SendTo:
-      op->iov = {op->buf.data() + op->offset, op->buf.size() - op->offset};
-      op->msg = {};
-      op->msg.msg_name = &op->addr;
-      op->msg.msg_namelen = op->addrlen;
-      op->msg.msg_iov = &op->iov;
-      op->msg.msg_iovlen = 1;
-      io_uring_prep_sendmsg(sqe, op->fd, &op->msg, op->flags | MSG_NOSIGNAL);
+      op->a().iov = {op->buf.data() + op->offset, op->buf.size() - op->offset};
+      op->a().msg = {};
+      op->a().msg.msg_name = &op->a().addr;
+      op->a().msg.msg_namelen = op->a().addrlen;
+      op->a().msg.msg_iov = &op->a().iov;
+      op->a().msg.msg_iovlen = 1;
+      io_uring_prep_sendmsg(sqe, op->fd, &op->a().msg, op->flags | MSG_NOSIGNAL);
       break;
     case OpCode::Splice:
       io_uring_prep_splice(sqe, op->fd, -1, op->fd_out, -1, op->len, static_cast<unsigned>(op->flags));
@@ -379,7 +379,7 @@ void IoUringDriver::handle(io_uring_cqe* cqe) {
       op->buf.set_size(res);  // a fallback plain buffer
     }
   }
-  if (op->code == OpCode::RecvFrom && res >= 0) op->addrlen = op->msg.msg_namelen;
+  if (op->code == OpCode::RecvFrom && res >= 0) op->a().addrlen = op->a().msg.msg_namelen;
   if (!(flags & IORING_CQE_F_MORE)) untrack(op);
   rt_.complete(op, res, flags);
 }
