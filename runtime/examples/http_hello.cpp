@@ -153,7 +153,6 @@ RequestHead parse_head(std::string_view head) {
 /// workers.
 struct Responses {
   std::string body;
-  std::string length_line;  // "Content-Length: 24\r\n"
   // Status line, Content-Length and Content-Type; Date comes next, then the Connection line.
   std::string prefix;
   std::string_view keep_alive_10 = "Connection: keep-alive\r\n\r\n";  // HTTP/1.0 keep-alive
@@ -162,8 +161,8 @@ struct Responses {
 
   explicit Responses(const std::string& id) {
     body = "hello from " + id + "\n";
-    length_line = "Content-Length: " + std::to_string(body.size()) + "\r\n";
-    prefix = "HTTP/1.1 200 OK\r\n" + length_line + "Content-Type: text/plain\r\n";
+    prefix = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+             "\r\nContent-Type: text/plain\r\n";
   }
 };
 
@@ -277,7 +276,7 @@ Task<void> linger(TcpStream stream) {
   while (dropped < kLingerBytes) {
     auto left = deadline - Clock::now();
     if (left <= Duration::zero()) co_return;
-    auto in = co_await timeout(stream.read_pooled(), std::chrono::duration_cast<Duration>(left));
+    auto in = co_await stream.read_pooled().with_timeout(left);
     if (!in || in->empty()) co_return;
     dropped += in->size();
   }
