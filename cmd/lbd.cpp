@@ -220,6 +220,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto cfg = std::make_shared<const config::Config>(std::move(loaded).value());
+  ::signal(SIGPIPE, SIG_IGN);
+  // Block the handled signals before any thread starts (the access log's writer thread and the
+  // workers among them), so every thread inherits the mask and only the signalfd sees them.
+  auto signals = SignalSet::create({SIGTERM, SIGINT, SIGHUP, SIGUSR1});
+  if (!signals) {
+    std::cerr << "lbd: signalfd: " << signals.error().message() << "\n";
+    return 1;
+  }
   if (auto err = cmd::setup_logging(cfg->log); !err.empty()) {
     std::cerr << "lbd: " << err << "\n";
     return 1;
@@ -229,14 +237,6 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  ::signal(SIGPIPE, SIG_IGN);
-  // Block the handled signals before any thread starts, so workers inherit the mask and only
-  // the signalfd sees them.
-  auto signals = SignalSet::create({SIGTERM, SIGINT, SIGHUP, SIGUSR1});
-  if (!signals) {
-    spdlog::critical("signalfd: {}", signals.error().message());
-    return 1;
-  }
 
   WorkerOptions wopts;
   wopts.count = cfg->workers > 0 ? static_cast<unsigned>(cfg->workers) : WorkerPool::default_count();

@@ -38,9 +38,17 @@ const ClusterConfig* Config::find_cluster(std::string_view name) const {
 
 std::string ConfigError::to_string() const {
   std::string out = file;
-  if (line > 0) out += ":" + std::to_string(line) + ":" + std::to_string(column);
+  if (line > 0) {
+    out += ':';
+    out += std::to_string(line);
+    out += ':';
+    out += std::to_string(column);
+  }
   out += ": ";
-  if (!key_path.empty()) out += key_path + ": ";
+  if (!key_path.empty()) {
+    out += key_path;
+    out += ": ";
+  }
   out += message;
   return out;
 }

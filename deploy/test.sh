@@ -10,7 +10,7 @@ jobs="$(nproc)"
 
 for preset in release asan; do
   echo "=== $preset: configure and build"
-  cmake --preset "$preset" -DLBD_BUILD_BENCH=OFF >/dev/null
+  cmake --preset "$preset" -DLBD_BUILD_TESTS=ON -DLBD_BUILD_BENCH=OFF >/dev/null
   cmake --build --preset "$preset" -j "$jobs"
   echo "=== $preset: test"
   ctest --preset "$preset" -j "$jobs"
