@@ -316,5 +316,11 @@ TEST_P(TaskTest, RuntimeCurrentIsTheBlockOnRuntime) {
   run(current_runtime_is_ours(&rt()));
 }
 
+// One runtime per thread: a second one on the same thread is a bug and stops the process.
+TEST_P(TaskTest, SecondRuntimeOnOneThreadAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH({ Runtime second; }, "one runtime per thread");
+}
+
 }  // namespace
 }  // namespace lbd
