@@ -342,6 +342,158 @@ Task<void> join_handle_cancel_sleep() {
 
 TEST_P(CancelTest, JoinHandleCancelInterruptsSleepAndLaterAwaits) { run(join_handle_cancel_sleep()); }
 
+// --- per-op deadlines: IoAwaiter::with_timeout() ----------------------------------------------
+
+Task<void> op_deadline_fires() {
+  auto pair = co_await test::make_tcp_pair();
+  CO_ASSERT_OK(pair);
+  constexpr auto kLimit = 40ms;
+  auto start = Clock::now();
+  auto [res, buf] = co_await pair->server.read(patterned(256)).with_timeout(kLimit);
+  auto took = Clock::now() - start;
+  CO_ASSERT_TRUE(!res);
+  EXPECT_TRUE(res.error().is(ETIMEDOUT)) << res.error().message();
+  EXPECT_GE(took, kLimit);
+  EXPECT_LT(took, kLimit + 5s);
+  EXPECT_TRUE(untouched(buf));
+  EXPECT_EQ(Runtime::current().timers().size(), 0u);
+  co_await check_nothing_lost(&pair->server, &pair->client, &buf, "late bytes after with_timeout");
+
+  auto pooled = co_await pair->server.read_pooled().with_timeout(20ms);
+  CO_ASSERT_TRUE(!pooled);
+  EXPECT_TRUE(pooled.error().is(ETIMEDOUT)) << pooled.error().message();
+  bool settled = co_await test::settle_ops();
+  EXPECT_TRUE(settled) << Runtime::current().ops_in_flight() << " op slots still in use";
+}
+
+TEST_P(CancelTest, OpDeadlineCancelsReadWithEtimedout) { run(op_deadline_fires()); }
+
+Task<void> send_later(TcpStream* s, std::string data) {
+  (void)co_await sleep_for(10ms);
+  auto [w, b] = co_await s->write_all(Buffer::copy_of(data));
+  EXPECT_TRUE(w);
+}
+
+Task<void> op_deadline_not_reached() {
+  auto pair = co_await test::make_tcp_pair();
+  CO_ASSERT_OK(pair);
+  // Data that is already there, and data that arrives while the read waits.
+  auto [w, b] = co_await pair->client.write_all(Buffer::copy_of("ready"));
+  CO_ASSERT_OK(w);
+  auto [r1, b1] = co_await pair->server.read(Buffer(64)).with_timeout(5s);
+  CO_ASSERT_OK(r1);
+  EXPECT_EQ(b1.view(), "ready");
+  auto sender = spawn(send_later(&pair->client, "later"));
+  auto [r2, b2] = co_await pair->server.read(Buffer(64)).with_timeout(5s);
+  CO_ASSERT_OK(r2);
+  EXPECT_EQ(b2.view(), "later");
+  co_await sender;
+  // No deadline is left queued to fire later into a finished await.
+  EXPECT_EQ(Runtime::current().timers().size(), 0u);
+}
+
+TEST_P(CancelTest, OpDeadlineNotReachedReturnsDataAndDisarms) { run(op_deadline_not_reached()); }
+
+Task<int> read_with_deadline(TcpStream* s, bool* started) {
+  *started = true;
+  auto [res, buf] = co_await s->read(patterned(64)).with_timeout(10s);
+  EXPECT_TRUE(untouched(buf));
+  co_return res.errno_value();
+}
+
+// Another cancellation wins over the deadline; the deadline's timer goes with the await.
+Task<void> op_deadline_then_cancel() {
+  auto pair = co_await test::make_tcp_pair();
+  CO_ASSERT_OK(pair);
+  bool started = false;
+  auto h = spawn(read_with_deadline(&pair->server, &started));
+  co_await until_started(&started);
+  EXPECT_EQ(Runtime::current().timers().size(), 1u);
+  h.cancel();
+  int err = co_await h;
+  EXPECT_EQ(err, ECANCELED);
+  EXPECT_EQ(Runtime::current().timers().size(), 0u);
+}
+
+TEST_P(CancelTest, OpDeadlineYieldsToJoinHandleCancel) { run(op_deadline_then_cancel()); }
+
+// --- CancelLink: a whole task tied to a CancelSource -------------------------------------------
+
+struct LinkedTask {
+  bool started = false;
+  int read_err = -1;
+  int sleep_err = -1;
+  Buffer buf;
+};
+
+Task<void> linked_reader(TcpStream* s, CancelSource* src, LinkedTask* out) {
+  CancelLink link(src);
+  out->started = true;
+  auto [res, buf] = co_await s->read(patterned(64));
+  out->read_err = res.errno_value();
+  out->buf = std::move(buf);
+  auto slept = co_await sleep_for(10s);  // the task stays cancelled
+  out->sleep_err = slept.errno_value();
+}
+
+Task<void> cancel_link_case() {
+  auto pair = co_await test::make_tcp_pair();
+  CO_ASSERT_OK(pair);
+  CancelSource src;
+  LinkedTask out;
+  auto h = spawn(linked_reader(&pair->server, &src, &out));
+  co_await until_started(&out.started);
+  auto start = Clock::now();
+  src.cancel();
+  co_await h;
+  EXPECT_LT(Clock::now() - start, 5s);
+  EXPECT_EQ(out.read_err, ECANCELED);
+  EXPECT_EQ(out.sleep_err, ECANCELED);
+  EXPECT_TRUE(untouched(out.buf));
+  co_await check_nothing_lost(&pair->server, &pair->client, &out.buf, "late bytes after CancelLink");
+}
+
+TEST_P(CancelTest, CancelLinkCancelsTheLinkedTask) { run(cancel_link_case()); }
+
+Task<int> link_then_unlink(TcpStream* s, CancelSource* src, bool* unlinked) {
+  {
+    CancelLink link(src);
+    co_await yield_now();
+  }
+  *unlinked = true;
+  auto [res, buf] = co_await s->read(Buffer(64));
+  co_return res ? static_cast<int>(*res) : -res.errno_value();
+}
+
+Task<int> linked_to_cancelled(CancelSource* src) {
+  CancelLink link(src);
+  auto slept = co_await sleep_for(10s);
+  co_return slept.errno_value();
+}
+
+Task<void> cancel_link_scope() {
+  auto pair = co_await test::make_tcp_pair();
+  CO_ASSERT_OK(pair);
+  // Once the link is gone, cancelling the source leaves the task alone.
+  CancelSource src;
+  bool unlinked = false;
+  auto h = spawn(link_then_unlink(&pair->server, &src, &unlinked));
+  co_await until_started(&unlinked);
+  src.cancel();
+  auto [w, b] = co_await pair->client.write_all(Buffer::copy_of("still here"));
+  CO_ASSERT_OK(w);
+  int n = co_await h;
+  EXPECT_EQ(n, 10) << "the unlinked task's read was cancelled (" << n << ")";
+
+  // Linking to a source that is already cancelled fails the next await at once.
+  auto start = Clock::now();
+  int err = co_await spawn(linked_to_cancelled(&src));
+  EXPECT_EQ(err, ECANCELED);
+  EXPECT_LT(Clock::now() - start, 5s);
+}
+
+TEST_P(CancelTest, CancelLinkOnlyActsWhileAlive) { run(cancel_link_scope()); }
+
 // --- runtime teardown with operations in flight ------------------------------------------------
 
 Task<void> park_read(TcpStream s) {
@@ -355,6 +507,10 @@ Task<void> park_read_pooled(TcpStream s) {
 Task<void> park_accept(TcpListener l) {
   auto r = co_await l.accept();
   ADD_FAILURE() << "a parked accept completed: " << r.errno_value();
+}
+Task<void> park_read_deadline(TcpStream s) {
+  auto [res, buf] = co_await s.read(Buffer(4096)).with_timeout(std::chrono::hours(1));
+  ADD_FAILURE() << "a parked read with a deadline completed: " << res.errno_value();
 }
 Task<void> park_sleep() {
   (void)co_await sleep_for(1h);
@@ -372,7 +528,8 @@ struct Parked {
   bool ok = false;
 };
 
-/// Leaves tasks suspended in reads, read_pooled, accept, a blocked write and a sleep, then
+/// Leaves tasks suspended in reads (some with deadlines), read_pooled, accept, a blocked write
+/// and a sleep, then
 /// returns: the runtime is destroyed with all of them in flight.
 Task<void> park_everything(Parked* out) {
   std::vector<TcpStream> keep;  // the peers stay open so nothing completes
@@ -380,8 +537,9 @@ Task<void> park_everything(Parked* out) {
     auto p = co_await test::make_tcp_pair();
     CO_ASSERT_OK(p);
     keep.push_back(std::move(p->client));
-    if (i % 2 == 0) (void)spawn(park_read(std::move(p->server)));
-    else (void)spawn(park_read_pooled(std::move(p->server)));
+    if (i % 4 == 1) (void)spawn(park_read_pooled(std::move(p->server)));
+    else if (i % 4 == 3) (void)spawn(park_read_deadline(std::move(p->server)));
+    else (void)spawn(park_read(std::move(p->server)));
     ++out->tasks;
   }
   auto l = TcpListener::bind(SocketAddress::ipv4_loopback(0));
