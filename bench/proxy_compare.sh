@@ -35,6 +35,8 @@
 #   WORKLOADS    which workloads, in order (default "a b c d e f")
 #   BULK_BYTES   bytes of b (default 2GiB)
 #   IDLE_CONNS   connections of c and f (default 9000)
+#   L7_POOL      idle upstream connections each proxy keeps for reuse (default 32: lbd
+#                keepalive.max_idle, nginx `keepalive`, HAProxy `pool-max-conn`)
 #   PROXY_CPU    CPU the proxies are pinned to (default 0)
 #   CLIENT_CPU   CPU load generators and backends are pinned to (default 1)
 #   NICE         nice level of everything started (default -20 as root, else 0); see below
@@ -52,6 +54,7 @@ ROUNDS="${ROUNDS:-3}"
 WORKLOADS="${WORKLOADS:-a b c d e f}"
 BULK_BYTES="${BULK_BYTES:-2GiB}"
 IDLE_CONNS="${IDLE_CONNS:-9000}"
+L7_POOL="${L7_POOL:-32}"
 PROXY_CPU="${PROXY_CPU:-0}"
 CLIENT_CPU="${CLIENT_CPU:-1}"
 if [ -z "${NICE:-}" ]; then
@@ -280,7 +283,7 @@ write_config() {
         echo "clusters:"
         echo "  - name: backend"
         echo "    endpoints: [127.0.0.1:$bport]"
-        if [ "$layer" = l7 ]; then echo "    keepalive: { max_idle: 32, idle_timeout: 60s }"; fi
+        if [ "$layer" = l7 ]; then echo "    keepalive: { max_idle: $L7_POOL, idle_timeout: 60s }"; fi
       } >"$f"
       ;;
     nginx)
@@ -318,7 +321,7 @@ http {
   keepalive_requests 1000000;
   upstream backend {
     server 127.0.0.1:$bport;
-    keepalive 32;
+    keepalive $L7_POOL;
     keepalive_requests 1000000;
     keepalive_timeout 60s;
   }
@@ -385,7 +388,7 @@ frontend bench
   default_backend backend
 backend backend
   http-reuse always
-  server s1 127.0.0.1:$bport
+  server s1 127.0.0.1:$bport pool-max-conn $L7_POOL
 EOF
         fi
       } >"$f"
@@ -543,8 +546,9 @@ settled_rss() {
 }
 
 # Idle connections: c (L4, backend holds them) and f (L7, one request each, http_hello).
-# Before measuring, 512 connections go through the proxy the same way and are closed again, so
-# that one-time costs (buffer rings, allocator arenas, first-use page faults) land in "before".
+# Before measuring, 512 connections (at most a quarter of IDLE_CONNS) go through the proxy the
+# same way and are closed again, so that one-time costs (buffer rings, allocator arenas,
+# first-use page faults) land in "before".
 run_idle() {
   local wl="$1" name="$2" round="$3" tag="$1.$2.r$3" layer backend_kind http=() count_port
   if [ "$wl" = c ]; then layer=l4; backend_kind=hold; else layer=l7; backend_kind=http; http=(--http); fi
@@ -554,7 +558,8 @@ run_idle() {
   if [ "$wl" = c ]; then count_port="$backend_port"; else count_port="$proxy_port"; fi
   local target="127.0.0.1:$proxy_port" ok=1
 
-  if start_holder "$OUT_DIR/$tag.warmup.log" --target "$target" --connections 512 "${http[@]}"; then
+  local warm=$(( IDLE_CONNS / 4 < 512 ? IDLE_CONNS / 4 : 512 ))
+  if start_holder "$OUT_DIR/$tag.warmup.log" --target "$target" --connections "$((warm > 0 ? warm : 1))" "${http[@]}"; then
     stop_pid "$holder_pid" TERM
     wait_for "$proxy_main" 30 none_established "$count_port" ||
       log "$tag: warm-up connections still open after 30s: $(established "$count_port")"
@@ -649,6 +654,11 @@ run_one() {
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }  # value of key $1 in each line of stdin
 median() { grep -v '^nan$' | sort -g | awk '{v[NR]=$1} END {if (NR == 0) print "nan"; else if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 med_of() { grep "^$1 $2 " "$results" | field "$3" | median; }
+# "min-max" of key $3 over the rounds, formatted with printf format $4.
+range_of() {
+  grep "^$1 $2 " "$results" | field "$3" | grep -v '^nan$' | sort -g |
+    awk -v f="$4" '{v[NR]=$1} END { if (NR == 0) print "n/a"; else printf(f "–" f "\n", v[1], v[NR]) }'
+}
 # The better (lower) of nginx's and haproxy's medians of key $2 in workload $1.
 best_of() {
   local n h
@@ -668,13 +678,13 @@ rounds_of() { grep -c "^$1 $2 " "$results" || true; }
 report_a() {
   local best name cpu r
   best="$(best_of a cpu)"
-  echo "| proxy | msgs/s | proxy CPU µs/msg | vs better of nginx/haproxy | proxy CPU util | p99 µs | target | met |"
-  echo "|---|---:|---:|---:|---:|---:|---|---|"
+  echo "| proxy | msgs/s | proxy CPU µs/msg | (rounds) | vs better of nginx/haproxy | proxy CPU util | p99 µs | target | met |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
   for name in ${proxies_of[a]}; do
     cpu="$(med_of a "$name" cpu)"
     r="$(ratio "$cpu" "$best")"
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of a "$name" rate)" %.0f)" \
-      "$(fmt "$cpu" %.2f)" "$r" "$(fmt "$(awk -v u="$(med_of a "$name" util)" 'BEGIN { print u * 100 }')" %.0f%%)" \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of a "$name" rate)" %.0f)" \
+      "$(fmt "$cpu" %.2f)" "$(range_of a "$name" cpu %.1f)" "$r" "$(fmt "$(awk -v u="$(med_of a "$name" util)" 'BEGIN { print u * 100 }')" %.0f%%)" \
       "$(fmt "$(med_of a "$name" p99)" %.0f)" "$([[ $name == lbd* ]] && echo '<= 0.75x' || echo '(baseline)')" \
       "$([[ $name == lbd* ]] && meets "$r" 0.75)"
   done
@@ -683,30 +693,30 @@ report_a() {
 report_b() {
   local best name cpu r
   best="$(best_of b cpu)"
-  echo "| proxy | GiB/s | proxy CPU s/GiB | vs better of nginx/haproxy | proxy CPU util | target | met |"
-  echo "|---|---:|---:|---:|---:|---|---|"
+  echo "| proxy | GiB/s | proxy CPU s/GiB | (rounds) | vs better of nginx/haproxy | proxy CPU util | target | met |"
+  echo "|---|---:|---:|---:|---:|---:|---|---|"
   for name in ${proxies_of[b]}; do
     cpu="$(med_of b "$name" cpu)"
     r="$(ratio "$cpu" "$best")"
     local target="(baseline)" met=""
     [[ $name == lbd* ]] && { target="<= 0.75x"; met="$(meets "$r" 0.75)"; }
     [ "$name" = haproxy-splice ] && target="(reference)"
-    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of b "$name" rate)" %.3f)" \
-      "$(fmt "$cpu" %.3f)" "$r" "$(fmt "$(awk -v u="$(med_of b "$name" util)" 'BEGIN { print u * 100 }')" %.0f%%)" \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of b "$name" rate)" %.3f)" \
+      "$(fmt "$cpu" %.3f)" "$(range_of b "$name" cpu %.2f)" "$r" "$(fmt "$(awk -v u="$(med_of b "$name" util)" 'BEGIN { print u * 100 }')" %.0f%%)" \
       "$target" "$met"
   done
 }
 
 report_idle() {
   local wl="$1" name per
-  echo "| proxy | RSS before (KiB) | RSS with $IDLE_CONNS idle (KiB) | bytes per idle connection | target | met |"
-  echo "|---|---:|---:|---:|---|---|"
+  echo "| proxy | RSS before (KiB) | RSS with $IDLE_CONNS idle (KiB) | bytes per idle connection | (rounds) | target | met |"
+  echo "|---|---:|---:|---:|---:|---|---|"
   for name in ${proxies_of[$wl]}; do
     per="$(med_of "$wl" "$name" per)"
     local target="" met=""
     [[ $name == lbd* ]] && { target="<= 2560 B"; met="$(awk -v p="$per" 'BEGIN { if (p == "nan") print "n/a"; else print (p + 0 <= 2560 ? "yes" : "**no**") }')"; }
-    printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of "$wl" "$name" rss0)" %.0f)" \
-      "$(fmt "$(med_of "$wl" "$name" rss1)" %.0f)" "$(fmt "$per" %.0f)" "$target" "$met"
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of "$wl" "$name" rss0)" %.0f)" \
+      "$(fmt "$(med_of "$wl" "$name" rss1)" %.0f)" "$(fmt "$per" %.0f)" "$(range_of "$wl" "$name" per %.0f)" "$target" "$met"
   done
 }
 
@@ -714,8 +724,8 @@ report_d() {
   local best bestp name cpu r p99 rp
   best="$(best_of d cpu)"
   bestp="$(best_of d p99)"
-  echo "| proxy | requests/s | p99 µs | p99 vs better | proxy CPU µs/request | vs better of nginx/haproxy | proxy CPU util | target | met |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
+  echo "| proxy | requests/s | p99 µs | p99 vs better | proxy CPU µs/request | (rounds) | vs better of nginx/haproxy | proxy CPU util | target | met |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"
   for name in ${proxies_of[d]}; do
     cpu="$(med_of d "$name" cpu)"
     p99="$(med_of d "$name" p99)"
@@ -726,8 +736,8 @@ report_d() {
       target="CPU <= 0.75x, p99 <= 1.00x"
       met="$(awk -v a="$(meets "$r" 0.75)" -v b="$(meets "$rp" 1.0)" 'BEGIN { print (a == "yes" && b == "yes") ? "yes" : "**no**" }')"
     fi
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of d "$name" rate)" %.0f)" \
-      "$(fmt "$p99" %.0f)" "$rp" "$(fmt "$cpu" %.2f)" "$r" \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of d "$name" rate)" %.0f)" \
+      "$(fmt "$p99" %.0f)" "$rp" "$(fmt "$cpu" %.2f)" "$(range_of d "$name" cpu %.1f)" "$r" \
       "$(fmt "$(awk -v u="$(med_of d "$name" util)" 'BEGIN { print u * 100 }')" %.0f%%)" "$target" "$met"
   done
 }
@@ -735,13 +745,13 @@ report_d() {
 report_e() {
   local best name cpu r
   best="$(best_of e cpu)"
-  echo "| proxy | requests/s | proxy CPU µs/request | vs better of nginx/haproxy | proxy CPU util | p99 µs | target | met |"
-  echo "|---|---:|---:|---:|---:|---:|---|---|"
+  echo "| proxy | requests/s | proxy CPU µs/request | (rounds) | vs better of nginx/haproxy | proxy CPU util | p99 µs | target | met |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
   for name in ${proxies_of[e]}; do
     cpu="$(med_of e "$name" cpu)"
     r="$(ratio "$cpu" "$best")"
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of e "$name" rate)" %.0f)" \
-      "$(fmt "$cpu" %.2f)" "$r" "$(fmt "$(awk -v u="$(med_of e "$name" util)" 'BEGIN { print u * 100 }')" %.0f%%)" \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of e "$name" rate)" %.0f)" \
+      "$(fmt "$cpu" %.2f)" "$(range_of e "$name" cpu %.1f)" "$r" "$(fmt "$(awk -v u="$(med_of e "$name" util)" 'BEGIN { print u * 100 }')" %.0f%%)" \
       "$(fmt "$(med_of e "$name" p99)" %.0f)" "$([[ $name == lbd* ]] && echo '<= 0.85x' || echo '(baseline)')" \
       "$([[ $name == lbd* ]] && meets "$r" 0.85)"
   done
@@ -750,7 +760,7 @@ report_e() {
 report() {
   echo "# Proxy comparison: lbd vs nginx vs HAProxy"
   echo
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); command: \`DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS WORKLOADS=\"$WORKLOADS\" BULK_BYTES=$BULK_BYTES IDLE_CONNS=$IDLE_CONNS bench/proxy_compare.sh\`"
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); command: \`DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS WORKLOADS=\"$WORKLOADS\" BULK_BYTES=$BULK_BYTES IDLE_CONNS=$IDLE_CONNS L7_POOL=$L7_POOL bench/proxy_compare.sh\`"
   echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), kernel $(uname -r)"
   echo "- load average at start: $load_start; at end: $(cut -d' ' -f1-3 /proc/loadavg); nice $NICE in a session of its own: $(cat /proc/self/autogroup 2>/dev/null || echo 'no autogroup')"
   echo "- versions: lbd $(git -C "$root" rev-parse --short HEAD 2>/dev/null)$(git -C "$root" diff --quiet HEAD -- runtime proxy cmd config 2>/dev/null || echo ' (+ uncommitted changes in the tree)'); $(nginx -v 2>&1 | sed 's/.*version: //'); HAProxy $(haproxy -v | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p'); wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null)"
