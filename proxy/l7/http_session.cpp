@@ -300,6 +300,7 @@ class HttpSession {
 
     const bool has_body = req.framing.has_body();
     bool retried = false;
+    bool message_done = false;
     for (;;) {
       upstream_start_ = Clock::now();
       auto got = co_await cluster->connect(pick, env_.stats, /*use_pool=*/true);
@@ -333,23 +334,29 @@ class HttpSession {
 
       // The request body, or the end of a message without one.
       if (has_body) {
-        if (req.expect_continue) {
+        if (req.expect_continue && !sent_continue_) {
           // Answer the client's Expect ourselves, as nginx does, so it sends the body now; a
-          // 100 the backend sends later is then not passed on twice.
-          auto c = co_await append_out(&client_, std::span<const char>(kContinue.data(), kContinue.size()),
-                                       env_.listener->timeouts.idle);
+          // 100 the backend sends later is then not passed on twice. The staging buffer holds
+          // the upstream's head: send that first, then the 100 straight to the client.
+          auto f = co_await flush_out(&up.stream, cluster->config().timeouts.write);
+          if (!f) {
+            co_await reject(502, "writing the request to " + upstream_addr_->to_string() + ": " + f.error().message());
+            co_return ExchangeEnd{};
+          }
+          auto c = co_await timeout(client_.write_all(Buffer::copy_of(kContinue)), env_.listener->timeouts.idle);
+          if (!c.result) co_return ExchangeEnd{};
           sent_continue_ = true;
-          (void)c;
         }
         auto b = co_await forward_request_body(&up, cluster, req);
         if (!b.ok) co_return ExchangeEnd{};
-      } else {
+      } else if (!message_done) {
         HttpEvent ev = parser_->parse(client_rest());
         in_pos_ += ev.consumed;
         if (ev.kind != HttpEvent::kMessageComplete) {
           co_await reject(400, "request without body did not complete");
           co_return ExchangeEnd{};
         }
+        message_done = true;  // a retry on a fresh connection must not parse it again
       }
 
       bool keep_client = req.keep_alive && !*env_.draining;
