@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -461,14 +462,27 @@ End check_stream(int fd, StreamChecker& checker, Ms limit) {
 
 Backend::Backend(std::string id, Handler handler, uint16_t port, int backlog)
     : id_(std::move(id)), handler_(std::move(handler)) {
-  listener_ = tcp_socket();
+  if (listen_on(port, backlog)) start_thread();
+}
+
+Backend::Backend(std::string id, std::string greeting, uint16_t port, EchoMode)
+    : id_(std::move(id)), greeting_(std::move(greeting)), echo_mode_(true) {
+  if (listen_on(port, 4096)) start_thread();
+}
+
+std::unique_ptr<Backend> Backend::echo_loop(std::string id, std::string greeting, uint16_t port) {
+  return std::unique_ptr<Backend>(new Backend(std::move(id), std::move(greeting), port, EchoMode{}));
+}
+
+bool Backend::listen_on(uint16_t port, int backlog) {
+  listener_ = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   int one = 1;
   ::setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in a = loopback(port);
   if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
       ::listen(listener_.get(), backlog) != 0) {
     ADD_FAILURE() << "backend " << id_ << ": bind/listen 127.0.0.1:" << port << ": " << std::strerror(errno);
-    return;
+    return false;
   }
   socklen_t len = sizeof a;
   ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&a), &len);
@@ -476,42 +490,169 @@ Backend::Backend(std::string id, Handler handler, uint16_t port, int backlog)
   int p[2];
   if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) {
     ADD_FAILURE() << "pipe2: " << std::strerror(errno);
-    return;
+    return false;
   }
   wake_read_.reset(p[0]);
   wake_write_.reset(p[1]);
-  acceptor_ = std::thread([this] { accept_loop(); });
+  return true;
+}
+
+void Backend::start_thread() {
+  loop_ = std::thread([this] { echo_mode_ ? echo_run() : accept_loop(); });
 }
 
 Backend::~Backend() { stop(); }
 
+void Backend::wake() {
+  if (wake_write_) (void)!::write(wake_write_.get(), "x", 1);
+}
+
+namespace {
+void drain_pipe(int fd) {
+  char buf[64];
+  while (::read(fd, buf, sizeof buf) > 0) {
+  }
+}
+}  // namespace
+
 void Backend::accept_loop() {
   for (;;) {
-    pollfd p[2] = {{listener_.get(), POLLIN, 0}, {wake_read_.get(), POLLIN, 0}};
-    int n = ::poll(p, 2, 100);
-    if (stopping_.load()) return;
-    if (n < 0 && errno != EINTR) return;
+    {
+      std::lock_guard lock(mu_);
+      if (stop_requested_) return;
+      if (close_requested_ && !listener_closed_) {
+        listener_.reset();
+        listener_closed_ = true;
+        cv_.notify_all();
+      }
+    }
     reap(false);
+    pollfd p[2] = {{listener_ ? listener_.get() : -1, POLLIN, 0}, {wake_read_.get(), POLLIN, 0}};
+    int n = ::poll(p, 2, 100);
+    if (n < 0 && errno != EINTR) return;
+    if (p[1].revents & POLLIN) drain_pipe(wake_read_.get());
     if (n <= 0 || !(p[0].revents & POLLIN)) continue;
-    int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    ++accepted_;
-    ++active_;
-    auto done = std::make_shared<std::atomic<bool>>(false);
-    std::lock_guard lock(mu_);
-    conns_.push_back(Conn{fd, std::thread([this, fd, done] {
-                            handler_(fd);
-                            // Close our side now, so the peer sees the end without waiting for
-                            // reap(); the fd number stays reserved (shutdown, not close) until
-                            // the thread is joined, so stop() never touches a reused fd.
-                            ::shutdown(fd, SHUT_RDWR);
-                            --active_;
-                            done->store(true);
-                          }),
-                          done});
+    for (;;) {
+      int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) break;
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      ++accepted_;
+      ++active_;
+      auto done = std::make_shared<std::atomic<bool>>(false);
+      std::lock_guard lock(mu_);
+      conns_.push_back(Conn{fd, std::thread([this, fd, done] {
+                              handler_(fd);
+                              // Close our side now, so the peer sees the end without waiting
+                              // for reap(); the fd number stays reserved (shutdown, not close)
+                              // until the thread is joined, so stop() never touches a reused fd.
+                              ::shutdown(fd, SHUT_RDWR);
+                              --active_;
+                              done->store(true);
+                            }),
+                            done});
+    }
   }
+}
+
+void Backend::echo_run() {
+  struct EchoConn {
+    std::string out;  // bytes still to send: the greeting, then what was read
+    bool eof = false;
+    uint32_t interest = 0;
+  };
+  constexpr std::size_t kMaxPending = 1 << 20;  // stop reading while this much is unsent
+  Fd ep(::epoll_create1(EPOLL_CLOEXEC));
+  auto ctl = [&](int op, int fd, uint32_t events) {
+    epoll_event e{};
+    e.events = events;
+    e.data.fd = fd;
+    ::epoll_ctl(ep.get(), op, fd, &e);
+  };
+  ctl(EPOLL_CTL_ADD, listener_.get(), EPOLLIN);
+  ctl(EPOLL_CTL_ADD, wake_read_.get(), EPOLLIN);
+  std::map<int, EchoConn> conns;
+  auto close_conn = [&](int fd) {
+    ::epoll_ctl(ep.get(), EPOLL_CTL_DEL, fd, nullptr);
+    ::shutdown(fd, SHUT_RDWR);
+    ::close(fd);
+    conns.erase(fd);
+    --active_;
+  };
+  // Sends what it can, then decides: close (EOF seen and all sent), or wait for more.
+  auto service = [&](int fd, EchoConn& c) {
+    while (!c.out.empty()) {
+      ssize_t w = ::send(fd, c.out.data(), c.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w > 0) {
+        c.out.erase(0, static_cast<std::size_t>(w));
+        continue;
+      }
+      if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      if (w < 0 && errno == EINTR) continue;
+      return close_conn(fd);
+    }
+    if (c.eof && c.out.empty()) return close_conn(fd);
+    uint32_t want = (c.eof || c.out.size() >= kMaxPending ? 0u : uint32_t{EPOLLIN}) |
+                    (c.out.empty() ? 0u : uint32_t{EPOLLOUT});
+    if (want != c.interest) {
+      ctl(EPOLL_CTL_MOD, fd, want);
+      c.interest = want;
+    }
+  };
+  std::vector<char> buf(64 * 1024);
+  epoll_event events[64];
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (close_requested_ && !listener_closed_) {
+        ::epoll_ctl(ep.get(), EPOLL_CTL_DEL, listener_.get(), nullptr);
+        listener_.reset();
+        listener_closed_ = true;
+        cv_.notify_all();
+      }
+      if (stop_requested_) break;
+    }
+    int n = ::epoll_wait(ep.get(), events, 64, 100);
+    for (int i = 0; i < n; ++i) {
+      int fd = events[i].data.fd;
+      if (fd == wake_read_.get()) {
+        drain_pipe(fd);
+        continue;
+      }
+      if (listener_ && fd == listener_.get()) {
+        for (;;) {
+          int c = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+          if (c < 0) break;
+          int one = 1;
+          ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          ++accepted_;
+          ++active_;
+          EchoConn& conn = conns[c];
+          conn.out = greeting_;
+          conn.interest = EPOLLIN;
+          ctl(EPOLL_CTL_ADD, c, EPOLLIN);
+          service(c, conn);
+        }
+        continue;
+      }
+      auto it = conns.find(fd);
+      if (it == conns.end()) continue;
+      EchoConn& c = it->second;
+      if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        ssize_t r = ::recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
+        if (r > 0) {
+          c.out.append(buf.data(), static_cast<std::size_t>(r));
+        } else if (r == 0) {
+          c.eof = true;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+          close_conn(fd);
+          continue;
+        }
+      }
+      service(fd, c);
+    }
+  }
+  while (!conns.empty()) close_conn(conns.begin()->first);
 }
 
 void Backend::reap(bool all) {
@@ -535,17 +676,28 @@ void Backend::reap(bool all) {
 }
 
 void Backend::close_listener() {
-  std::lock_guard lock(mu_);
-  if (listener_closed_) return;
-  listener_closed_ = true;
-  stopping_.store(true);
-  if (wake_write_) (void)!::write(wake_write_.get(), "x", 1);
-  if (acceptor_.joinable()) acceptor_.join();
-  listener_.reset();
+  std::lock_guard control(control_mu_);
+  if (!loop_.joinable()) {
+    listener_.reset();
+    return;
+  }
+  std::unique_lock lock(mu_);
+  close_requested_ = true;
+  wake();
+  cv_.wait(lock, [&] { return listener_closed_ || stop_requested_; });
 }
 
 void Backend::stop() {
   close_listener();
+  {
+    std::lock_guard control(control_mu_);
+    {
+      std::lock_guard lock(mu_);
+      stop_requested_ = true;
+    }
+    wake();
+    if (loop_.joinable()) loop_.join();
+  }
   reap(true);
 }
 
@@ -569,11 +721,9 @@ Backend::Handler identify_handler(const std::string& id) {
   };
 }
 
-std::unique_ptr<Backend> make_echo(const std::string& id) { return std::make_unique<Backend>(id, echo_handler()); }
+std::unique_ptr<Backend> make_echo(const std::string& id) { return Backend::echo_loop(id, ""); }
 
-std::unique_ptr<Backend> make_identify(const std::string& id) {
-  return std::make_unique<Backend>(id, identify_handler(id));
-}
+std::unique_ptr<Backend> make_identify(const std::string& id) { return Backend::echo_loop(id, id + "\n"); }
 
 // ---------------------------------------------------------------------------------------------
 // Config

@@ -182,15 +182,21 @@ End check_stream(int fd, StreamChecker& checker, Ms limit = 60000ms);
 // ---------------------------------------------------------------------------------------------
 // Backends
 
-/// A TCP server on 127.0.0.1 that runs `handler` for each connection in its own thread. The
-/// handler gets a blocking socket; the Backend closes it after the handler returns. stop()
-/// unblocks handlers by shutting their sockets down, then joins them.
+/// A TCP server on 127.0.0.1. Two kinds:
+///  - thread per connection: runs `handler` with a blocking socket in its own thread, for
+///    scripted backends (bulk sink/source, half-close). The Backend closes the socket after the
+///    handler returns; stop() unblocks handlers by shutting their sockets down, then joins them.
+///  - echo loop (echo_loop()): one thread serves every connection with epoll: it writes a
+///    greeting, then echoes until EOF and closes. No thread per connection, so thousands of
+///    short connections cost little even under ASan.
 class Backend {
  public:
   using Handler = std::function<void(int fd)>;
 
   /// Listens on 127.0.0.1:`port` (0: any free port) and starts accepting.
   Backend(std::string id, Handler handler, uint16_t port = 0, int backlog = 1024);
+  /// An echo-loop backend that first writes `greeting` on each connection.
+  static std::unique_ptr<Backend> echo_loop(std::string id, std::string greeting, uint16_t port = 0);
   ~Backend();
   Backend(const Backend&) = delete;
   Backend& operator=(const Backend&) = delete;
@@ -199,10 +205,10 @@ class Backend {
   uint16_t port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
 
-  /// Stops accepting and closes the listening socket (connects are refused from then on);
-  /// connections already accepted carry on.
+  /// Stops accepting and closes the listening socket (connects are refused once this
+  /// returns); connections already accepted carry on.
   void close_listener();
-  /// close_listener(), then ends every connection and joins its handler.
+  /// close_listener(), then ends every connection (and joins its handler).
   void stop();
 
   int accepted() const { return accepted_.load(); }
@@ -214,21 +220,32 @@ class Backend {
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> done;
   };
-  void accept_loop();
+  struct EchoMode {};
+  Backend(std::string id, std::string greeting, uint16_t port, EchoMode);
+  bool listen_on(uint16_t port, int backlog);
+  void start_thread();
+  void accept_loop();  // thread-per-connection mode
+  void echo_run();     // echo-loop mode
   void reap(bool all);
+  void wake();
 
   std::string id_;
-  Handler handler_;
+  Handler handler_;      // thread-per-connection mode
+  std::string greeting_;  // echo-loop mode
+  bool echo_mode_ = false;
   uint16_t port_ = 0;
-  Fd listener_;
+  Fd listener_;  // owned by the loop thread while it runs
   Fd wake_read_, wake_write_;
-  std::thread acceptor_;
+  std::thread loop_;
+  std::mutex control_mu_;  // serialises close_listener() and stop()
   std::mutex mu_;
-  std::vector<Conn> conns_;  // guarded by mu_
+  std::condition_variable cv_;
+  std::vector<Conn> conns_;     // guarded by mu_ (thread-per-connection mode)
+  bool close_requested_ = false;  // guarded by mu_: the loop closes the listener
+  bool listener_closed_ = false;  // guarded by mu_: ... and says so here
+  bool stop_requested_ = false;   // guarded by mu_: the loop ends
   std::atomic<int> accepted_{0};
   std::atomic<int> active_{0};
-  std::atomic<bool> stopping_{false};
-  bool listener_closed_ = false;  // guarded by mu_
 };
 
 /// Echoes every byte until EOF, then closes.

@@ -260,8 +260,12 @@ TEST_P(L4Hash, SameSourceSameEndpointAndMinimalRemapping) {
   EXPECT_GE(receivers.size(), 2u) << "the stopped endpoint's keys should spread over the others";
   EXPECT_TRUE(lbd_->wait_log("connect " + gone->address() + " for cluster c: Connection refused", 2000ms));
 
-  // Now remove e2 from the config (SIGHUP). The table is rebuilt over 4 endpoints: about 1/5 of
-  // the keys move — e2's — and keys of the surviving endpoints stay where they were.
+  // Now remove e2 from the config (SIGHUP). The Maglev table is rebuilt over 4 endpoints: e2's
+  // keys (about 1/5) move. Maglev's disruption is minimal only up to a small excess: a rebuild
+  // also moves a few keys between surviving endpoints (0.14% of them on average for 5 -> 4
+  // endpoints with this table size, measured over 200 random endpoint sets). So here, unlike
+  // above, survivors may move, up to 2% of their keys (3 of about 160), which a rebuild that
+  // ignored endpoint identities (moving ~80%) or a modulo hash (moving ~75%) would far exceed.
   ConfigSpec next = spec;
   next.clusters[0].endpoints.erase(next.clusters[0].endpoints.begin() + 2);
   std::string out = reload(next.to_yaml());
@@ -269,14 +273,17 @@ TEST_P(L4Hash, SameSourceSameEndpointAndMinimalRemapping) {
   Mapping removed = map_keys(port, &errors);
   EXPECT_EQ(errors, "");
   int moved = 0, survivors_moved = 0;
+  const int gone_keys = per_endpoint[gone->id()];
   for (int i = 0; i < kKeys; ++i) {
     if (removed[i] != first[i]) ++moved;
     if (first[i] != gone->id() && removed[i] != first[i]) ++survivors_moved;
     EXPECT_NE(removed[i], gone->id());
   }
-  EXPECT_EQ(moved, per_endpoint[gone->id()]);
+  EXPECT_EQ(moved, gone_keys + survivors_moved);
   EXPECT_NEAR(static_cast<double>(moved) / kKeys, 0.2, 0.1) << moved << " of " << kKeys << " keys moved";
-  EXPECT_EQ(survivors_moved, 0) << survivors_moved << " keys of surviving endpoints moved";
+  EXPECT_LE(survivors_moved, (kKeys - gone_keys) * 2 / 100)
+      << survivors_moved << " of " << kKeys - gone_keys << " keys of surviving endpoints moved";
+  RecordProperty("survivor_keys_moved_on_removal", survivors_moved);
 }
 
 // ---------------------------------------------------------------------------------------------

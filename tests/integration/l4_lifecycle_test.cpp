@@ -87,7 +87,9 @@ TEST_P(L4Lifecycle, SigtermDrainsRunningTransfers) {
   auto t0 = Clock::now();
   EXPECT_TRUE(wait_refused(port, 3000ms)) << "new connections still accepted while draining";
   auto refused_after = std::chrono::duration_cast<Ms>(Clock::now() - t0);
-  EXPECT_TRUE(lbd_->wait_log("SIGTERM: draining", 2000ms, from));
+  EXPECT_TRUE(lbd_->wait_log("SIGTERM: draining", 2000ms))
+      << "from " << from << ", log size " << lbd_->log().size() << ", found at "
+      << static_cast<long>(lbd_->log().find("SIGTERM: draining"));
   EXPECT_TRUE(lbd_->running()) << "lbd exited with transfers still running";
 
   // The rest of every transfer (4 MiB each way per client), all four at once.
