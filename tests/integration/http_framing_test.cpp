@@ -220,5 +220,77 @@ TEST_P(HttpFraming, PipelinedRequestsAreAnsweredInOrder) {
 
 LBD_INSTANTIATE_DRIVERS(HttpFraming);
 
+// ---------------------------------------------------------------------------------------------
+// Responses: framing rewritten for the client, bodiless responses, interim responses.
+
+class HttpResponses : public HttpTest {};
+
+TEST_P(HttpResponses, ResponseFramingIsRewrittenForTheClient) {
+  HttpBackend backend([](const BackendExchange& ex, const HttpMessage& req) {
+    if (req.target == "/close") {
+      ex.send("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until close");
+      return false;
+    }
+    if (req.method == "HEAD") return ex.send("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n");
+    if (req.target == "/empty") return ex.send("HTTP/1.1 204 No Content\r\n\r\n");
+    return ex.send(http_response(200, "0123456789"));
+  });
+  ASSERT_EQ(start_simple({&backend}), "");
+
+  // A body that ends with the backend's close goes chunked to an HTTP/1.1 client...
+  HttpMessage resp = roundtrip(http_get("/close", "a"));
+  EXPECT_TRUE(resp.complete) << resp.summary();
+  EXPECT_EQ(resp.framing, HttpMessage::Framing::kChunked) << resp.raw_head;
+  EXPECT_EQ(resp.body, "body until close");
+  // ... and close-delimited to an HTTP/1.0 one.
+  resp = roundtrip("GET /close HTTP/1.0\r\nHost: a\r\n\r\n");
+  EXPECT_TRUE(resp.complete) << resp.summary();
+  EXPECT_EQ(resp.framing, HttpMessage::Framing::kUntilClose) << resp.raw_head;
+  EXPECT_EQ(resp.body, "body until close");
+
+  // HEAD (Content-Length, no body), 204 and a plain response in a row on one connection: no
+  // byte too many or too few, or the last one would not parse.
+  Fd c = client();
+  HttpReader r(c.get());
+  ASSERT_TRUE(send_all(c.get(), "HEAD /head HTTP/1.1\r\nHost: a\r\n\r\n"));
+  resp = r.read_final_response(5000ms, "HEAD");
+  EXPECT_EQ(resp.status, 200) << resp.summary();
+  EXPECT_EQ(resp.header("Content-Length").value_or(""), "10") << resp.raw_head;
+  EXPECT_EQ(resp.body_size, 0u);
+  ASSERT_TRUE(send_all(c.get(), http_get("/empty", "a")));
+  resp = r.read_final_response(5000ms);
+  EXPECT_EQ(resp.status, 204) << resp.summary();
+  EXPECT_EQ(resp.body_size, 0u);
+  ASSERT_TRUE(send_all(c.get(), http_get("/plain", "a")));
+  resp = r.read_final_response(5000ms);
+  EXPECT_EQ(resp.status, 200) << resp.summary();
+  EXPECT_EQ(resp.body, "0123456789");
+  EXPECT_EQ(r.buffered(), "") << "bytes after the last response";
+}
+
+TEST_P(HttpResponses, InterimResponsesReachTheClientOnce) {
+  HttpBackend backend([](const BackendExchange& ex, const HttpMessage& req) {
+    // The backend honours Expect itself too (late: lbd already answered it), and sends an
+    // Early Hints before its final answer.
+    std::string interim = req.header("Expect") ? "HTTP/1.1 100 Continue\r\n\r\n" : "";
+    interim += "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
+    return ex.send(interim + http_response(200, "final " + req.body));
+  });
+  ASSERT_EQ(start_simple({&backend}), "");
+  Fd c = client();
+  HttpReader r(c.get());
+  ASSERT_TRUE(send_all(c.get(), "PUT /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"));
+  HttpMessage first = r.read_response(5000ms);
+  EXPECT_EQ(first.status, 100) << first.summary();
+  ASSERT_TRUE(send_all(c.get(), "data"));
+  std::vector<int> interim;
+  HttpMessage resp = r.read_final_response(5000ms, "PUT", &interim);
+  EXPECT_EQ(resp.status, 200) << resp.summary();
+  EXPECT_EQ(resp.body, "final data");
+  EXPECT_EQ(interim, std::vector<int>{103}) << "a second 100 Continue reached the client, or the 103 did not";
+}
+
+LBD_INSTANTIATE_DRIVERS(HttpResponses);
+
 }  // namespace
 }  // namespace lbd::it
