@@ -210,7 +210,7 @@ cpu_us() {  # utime + stime of process $1 in µs (fields 14 and 15 of /proc/PID/
   awk -v hz="$clk_tck" '{ sub(/^.*\) /, ""); printf "%.0f\n", ($12 + $13) * 1e6 / hz }' "/proc/$1/stat"
 }
 
-# Waits (bounded: $3 seconds) for command $2... to succeed while process $1 lives.
+# wait_for PID SECONDS CMD...: waits (bounded) for CMD to succeed while process PID lives.
 wait_for() {
   local pid="$1" limit="$2" _
   shift 2
