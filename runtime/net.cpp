@@ -157,6 +157,13 @@ class StreamListener::AcceptWait : public Cancellable {
   ~AcceptWait() {
     if (q_ && q_->waiter == this) q_->waiter = nullptr;
   }
+  /// The listener is closing and its queue goes away: resume with `reason` and forget the queue.
+  void orphan(int reason) {
+    q_->waiter = nullptr;
+    q_ = nullptr;
+    error_ = reason;
+    Runtime::current().schedule(h_, ctx_);
+  }
   bool await_ready() const { return !q_->fds.empty() || q_->error != 0; }
   bool await_suspend(std::coroutine_handle<> h) {
     ctx_ = detail::current_ctx;
@@ -171,11 +178,11 @@ class StreamListener::AcceptWait : public Cancellable {
   }
   int await_resume() {
     if (ctx_ && ctx_->waiting == this) ctx_->waiting = nullptr;
-    if (q_->waiter == this) q_->waiter = nullptr;
+    if (q_ && q_->waiter == this) q_->waiter = nullptr;
     return error_;
   }
   void cancel(int reason) override {
-    if (q_->waiter != this) return;
+    if (!q_ || q_->waiter != this) return;
     q_->waiter = nullptr;
     error_ = reason;
     Runtime::current().schedule(h_, ctx_);
@@ -211,7 +218,7 @@ void StreamListener::close_listener() {
     Runtime::current().driver().cancel(q_->op);
     q_->op = nullptr;
   }
-  if (q_ && q_->waiter) q_->waiter->cancel(ECANCELED);
+  if (q_ && q_->waiter) q_->waiter->orphan(ECANCELED);
   q_.reset();
   close();
 }
