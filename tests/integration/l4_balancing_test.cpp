@@ -415,8 +415,10 @@ TEST_P(L4Failover, ConnectTimeoutThenRetryServesTheClient) {
     EXPECT_LE(took[i], 5000ms);
     slow += took[i] >= 300ms;
   }
-  EXPECT_EQ(slow, 2) << "expected exactly the two connections sent to the blackhole first to wait";
+  // Exactly two connect attempts timed out; their clients waited at least the timeout (a busy
+  // machine may slow the others too, so this is a lower bound).
   EXPECT_EQ(lbd_->count_log("connect " + hole.address() + " for cluster c: timed out after 300ms"), 2);
+  EXPECT_GE(slow, 2) << "the connections sent to the blackhole first did not wait for the connect timeout";
 }
 
 LBD_INSTANTIATE_DRIVERS(L4Balancing);
