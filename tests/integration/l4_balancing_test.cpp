@@ -131,7 +131,13 @@ TEST_P(L4Balancing, LeastConnSpreadsShortConnectionsEvenly) {
   ASSERT_NE(port, 0);
   auto counts = spread(port);
   EXPECT_EQ(errors_in(counts), 0) << describe(counts);
-  for (const char* id : {"a", "b", "c"}) expect_binomial(counts, id, kConnections, 1.0 / 3);
+  // least_conn is load-driven, not random: with four clients opening short connections, which
+  // endpoint is least loaded at each pick depends on when the previous sessions end, so the
+  // counts are not binomial (they skewed ~6 sd under load 14 on 2 cores). Each endpoint must
+  // still get its share within 25%; the exact levelling is checked with held connections below.
+  for (const char* id : {"a", "b", "c"}) {
+    EXPECT_NEAR(counts[id], kConnections / 3.0, kConnections / 3.0 * 0.25) << describe(counts);
+  }
 }
 
 // Connections held open: least_conn keeps (active + 1) / weight level, so 150 held connections
