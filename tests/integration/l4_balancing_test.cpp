@@ -166,7 +166,11 @@ TEST_P(L4Balancing, RandomTwoSpreadsEvenly) {
   ASSERT_NE(port, 0);
   auto counts = spread(port);
   EXPECT_EQ(errors_in(counts), 0) << describe(counts);
-  for (const char* id : {"a", "b", "c"}) expect_binomial(counts, id, kConnections, 1.0 / 3);
+  // Load-driven like least_conn (the less loaded of two draws wins), so not binomial either:
+  // each endpoint's share within 25%.
+  for (const char* id : {"a", "b", "c"}) {
+    EXPECT_NEAR(counts[id], kConnections / 3.0, kConnections / 3.0 * 0.25) << describe(counts);
+  }
 }
 
 // random_two compares (active + 1) / weight: with connections held open, endpoints fill in
