@@ -964,6 +964,15 @@ std::string identify_once(uint16_t port, const std::string& source, std::string*
     return "";
   }
   line.data.pop_back();
+  // Close gracefully and wait for the end to come back through lbd: by then lbd's session has
+  // ended (the backend saw our FIN and closed), so the next connection meets settled balancer
+  // state (least_conn and random_two count open sessions).
+  ::shutdown(c.fd.get(), SHUT_WR);
+  auto rest = read_to_end(c.fd.get(), 5000ms);
+  if (!rest.data.empty() || rest.end != End::Eof) {
+    if (error) *error = std::string("no clean end after the id (") + to_string(rest.end) + ")";
+    return "";
+  }
   return line.data;
 }
 

@@ -370,7 +370,8 @@ bool port_listening(uint16_t port);
 std::map<std::string, int> identify_many(uint16_t port, int total, int threads,
                                          const std::function<std::string(int)>& source);
 
-/// The identify line one connection from `source` gets ("" and `error` set on failure).
+/// The identify line one connection from `source` gets ("" and `error` set on failure). The
+/// connection is then shut down and must end cleanly (EOF) before this returns.
 std::string identify_once(uint16_t port, const std::string& source, std::string* error = nullptr);
 
 }  // namespace lbd::it

@@ -73,9 +73,10 @@ class L4Balancing : public LbdTest {
     return problem.empty() ? spec.listeners[0].port : 0;
   }
 
-  /// 3,000 connections, each from its own source address (so hash keys differ), four at a time.
-  std::map<std::string, int> spread(uint16_t port) {
-    return identify_many(port, kConnections, kClientThreads, [](int i) { return source_ip(i); });
+  /// 3,000 connections, each from its own source address (so hash keys differ), four at a time
+  /// (`threads`). Each ends before its thread opens the next one.
+  std::map<std::string, int> spread(uint16_t port, int threads = kClientThreads) {
+    return identify_many(port, kConnections, threads, [](int i) { return source_ip(i); });
   }
 
   /// Opens `n` connections one after the other and keeps them open; returns ids per backend.
@@ -126,18 +127,16 @@ TEST_P(L4Balancing, RoundRobinAcrossTwoWorkersIsEven) {
   for (const char* id : {"a", "b", "c"}) EXPECT_NEAR(counts[id], 1000, 50) << describe(counts);
 }
 
+// One connection at a time, each ended before the next: every pick sees equal loads, and
+// least_conn's tie-break takes turns, so the spread is even to within 1%. (With concurrent
+// clients least_conn follows how fast each backend finishes its sessions, which on a busy
+// machine is not the same for all three: that is its job, not a fixed share to test.)
 TEST_P(L4Balancing, LeastConnSpreadsShortConnectionsEvenly) {
   uint16_t port = start_cluster("least_conn");
   ASSERT_NE(port, 0);
-  auto counts = spread(port);
+  auto counts = spread(port, 1);
   EXPECT_EQ(errors_in(counts), 0) << describe(counts);
-  // least_conn is load-driven, not random: with four clients opening short connections, which
-  // endpoint is least loaded at each pick depends on when the previous sessions end, so the
-  // counts are not binomial (they skewed ~6 sd under load 14 on 2 cores). Each endpoint must
-  // still get its share within 25%; the exact levelling is checked with held connections below.
-  for (const char* id : {"a", "b", "c"}) {
-    EXPECT_NEAR(counts[id], kConnections / 3.0, kConnections / 3.0 * 0.25) << describe(counts);
-  }
+  for (const char* id : {"a", "b", "c"}) EXPECT_NEAR(counts[id], 1000, 10) << describe(counts);
 }
 
 // Connections held open: least_conn keeps (active + 1) / weight level, so 150 held connections
@@ -161,16 +160,14 @@ TEST_P(L4Balancing, LeastConnLevelsHeldConnectionsByWeight) {
   EXPECT_NEAR(counts["c"], 30, 1) << describe(counts);
 }
 
+// One connection at a time (loads all equal): two random choices reduce to one uniform draw,
+// so the binomial bound applies.
 TEST_P(L4Balancing, RandomTwoSpreadsEvenly) {
   uint16_t port = start_cluster("random_two");
   ASSERT_NE(port, 0);
-  auto counts = spread(port);
+  auto counts = spread(port, 1);
   EXPECT_EQ(errors_in(counts), 0) << describe(counts);
-  // Load-driven like least_conn (the less loaded of two draws wins), so not binomial either:
-  // each endpoint's share within 25%.
-  for (const char* id : {"a", "b", "c"}) {
-    EXPECT_NEAR(counts[id], kConnections / 3.0, kConnections / 3.0 * 0.25) << describe(counts);
-  }
+  for (const char* id : {"a", "b", "c"}) expect_binomial(counts, id, kConnections, 1.0 / 3);
 }
 
 // random_two compares (active + 1) / weight: with connections held open, endpoints fill in
