@@ -83,7 +83,9 @@ class Daemon {
     std::string errors;
     for (unsigned i = 0; i < pool_->size(); ++i) {
       proxy::ProxyWorker* w = (*workers_)[i].get();
-      std::string e = co_await pool_->mailbox(i).call([w, cfg] { return w->apply(cfg); });
+      // Named first: GCC 12 miscompiles a capturing lambda in the co_await's full-expression.
+      auto make = [w, cfg] { return w->apply(cfg); };
+      std::string e = co_await pool_->mailbox(i).call(std::move(make));
       // Every worker binds the same addresses: report each problem once.
       if (!e.empty() && errors.find(e) == std::string::npos) errors += e;
     }
@@ -98,7 +100,8 @@ class Daemon {
 
   Task<void> drain_one(unsigned i, Duration limit) {
     proxy::ProxyWorker* w = (*workers_)[i].get();
-    co_await pool_->mailbox(i).call([w, limit] { return w->drain(limit); });
+    auto make = [w, limit] { return w->drain(limit); };  // named: see apply_all
+    co_await pool_->mailbox(i).call(std::move(make));
   }
 
   void stop_all() {
