@@ -184,11 +184,13 @@ class StreamListener::AcceptWait : public Cancellable {
   void cancel(int reason) override {
     if (!q_ || q_->waiter != this) return;
     q_->waiter = nullptr;
+    q_ = nullptr;  // the listener may free the queue before this task resumes
     error_ = reason;
     Runtime::current().schedule(h_, ctx_);
   }
   void wake() {
     q_->waiter = nullptr;
+    q_ = nullptr;
     Runtime::current().schedule(h_, ctx_);
   }
 
