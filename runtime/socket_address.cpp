@@ -52,7 +52,8 @@ Result<SocketAddress> SocketAddress::parse(std::string_view text) {
 
   std::string host;
   std::string_view port_text;
-  if (text.starts_with("[")) {
+  const bool bracketed = text.starts_with("[");  // only an IPv6 literal may be bracketed
+  if (bracketed) {
     auto close = text.find(']');
     if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
       return errno_error(EINVAL);
@@ -69,7 +70,7 @@ Result<SocketAddress> SocketAddress::parse(std::string_view text) {
 
   SocketAddress a;
   auto* sin = reinterpret_cast<sockaddr_in*>(&a.storage_);
-  if (inet_pton(AF_INET, host.c_str(), &sin->sin_addr) == 1) {
+  if (!bracketed && inet_pton(AF_INET, host.c_str(), &sin->sin_addr) == 1) {
     sin->sin_family = AF_INET;
     sin->sin_port = htons(*port);
     a.len_ = sizeof(sockaddr_in);

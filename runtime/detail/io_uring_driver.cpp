@@ -361,11 +361,16 @@ void IoUringDriver::handle(io_uring_cqe* cqe) {
     rt_.complete(op, res < 0 ? res : -ECANCELED, 0);
     return;
   }
-  if (res == -EAGAIN && !op->cancel_requested && op->code != OpCode::AcceptMulti) {
+  if (res == -EAGAIN && op->code != OpCode::AcceptMulti) {
     // Non-blocking fds (eventfd, signalfd, pipes) answer EAGAIN instead of parking: poll first.
-    op->wait_dir = kPolling;
-    prep(op);
-    return;
+    // An op whose cancel raced that answer ends as cancelled (or timed out), never as EAGAIN.
+    if (op->cancel_requested) {
+      res = -ECANCELED;
+    } else {
+      op->wait_dir = kPolling;
+      prep(op);
+      return;
+    }
   }
   if (op->code == OpCode::RecvPooled) {
     if (flags & IORING_CQE_F_BUFFER) {

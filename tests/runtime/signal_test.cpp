@@ -117,10 +117,9 @@ TEST_P(SignalTest, NextTimesOutAndLaterSignalIsNotLost) { run(next_with_timeout(
 
 // A timeout that has already expired when the read is first submitted: the read and the
 // cancel go to the kernel in the same batch, and the task must see ETIMEDOUT (and lose no
-// signal). On io_uring a signalfd read is punted to io-wq, where the cancel finds it.
-// (Not covered deterministically: if an io-wq read's -EAGAIN completion lands between the
-// cancel request and the next reap, IoUringDriver::handle passes -EAGAIN through instead of
-// the cancel reason -- see the report.)
+// signal). On io_uring a signalfd read is punted to io-wq, where the cancel finds it; an
+// -EAGAIN completion that lands between the cancel request and the next reap is reported as
+// the cancel reason too (IoUringDriver::handle), though this test cannot force that order.
 Task<void> next_with_expired_timeout(SignalSet* sigs) {
   auto s = co_await timeout(sigs->next(), Duration::zero());
   CO_ASSERT_TRUE(!s);

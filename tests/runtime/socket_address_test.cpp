@@ -96,6 +96,7 @@ TEST(SocketAddressTest, RejectsMalformedAndNonNumericAddresses) {
            "[::1]:",
            "[::1",
            "::1:80",           // IPv6 needs brackets
+           "[1.2.3.4]:80",     // and IPv4 must not have them
            "host:80",          // names are not resolved here (no DNS)
            "localhost:80",
            "256.1.1.1:80",
