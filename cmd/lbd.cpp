@@ -127,6 +127,7 @@ class Daemon {
                    l.cluster.empty() ? std::to_string(l.routes.size()) + " routes" : "cluster " + l.cluster);
     }
 
+    config::LogConfig access_log = cfg->log;  // the access log in effect (a reload may fail to open a new one)
     for (;;) {
       auto sig = co_await signals->next();
       if (!sig) {
@@ -149,6 +150,16 @@ class Daemon {
             for (auto& line : split_lines(errs)) spdlog::error("reload: {}", line);
           }
           cmd::set_log_level(next->log.level);
+          if (next->log.access_log != access_log.access_log ||
+              next->log.access_log_format != access_log.access_log_format) {
+            if (auto err = cmd::setup_access_log(next->log); !err.empty()) {
+              spdlog::error("reload: log.access_log: {}; the access log stays {}", err, access_log.access_log);
+            } else {
+              access_log = next->log;
+              spdlog::info("reload: access log now {} ({})", access_log.access_log,
+                           config::to_string(access_log.access_log_format));
+            }
+          }
           spdlog::info("reload done: new connections use the new configuration");
           cfg = next;
           break;

@@ -102,21 +102,25 @@ std::string setup_logging(const config::LogConfig& log) {
 }
 
 std::string setup_access_log(const config::LogConfig& log) {
+  // On a reload the previous logger may still be in use by a worker for a moment; the proxy
+  // keeps it (and so its sink) alive. Only the file SIGUSR1 reopens changes here.
   if (log.access_log == "off") {
     proxy::set_access_log(nullptr, log.access_log_format);
+    g_access_sink.reset();
     return "";
   }
   spdlog::sink_ptr sink;
+  std::shared_ptr<ReopenableFileSink> file;
   if (log.access_log == "stdout") {
     sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
   } else if (log.access_log == "stderr") {
     sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   } else {
-    auto file = std::make_shared<ReopenableFileSink>(log.access_log);
+    file = std::make_shared<ReopenableFileSink>(log.access_log);
     if (auto err = file->open(); !err.empty()) return err;
-    g_access_sink = file;
     sink = file;
   }
+  g_access_sink = file;
   // Workers format the line; one background thread writes it. A full queue drops the oldest
   // lines rather than blocking a worker.
   static std::once_flag pool_once;

@@ -208,6 +208,50 @@ TEST_P(HttpOperations, AccessLogCombinedLineParses) {
   EXPECT_NE(m[12].str().find("upstream=" + backend.address()), std::string::npos) << lines[0];
 }
 
+// A reload that names another access log file and format switches to them (as nginx does);
+// one that names a file lbd cannot open keeps the access log it had and says why.
+TEST_P(HttpOperations, ReloadSwitchesTheAccessLogFileAndFormat) {
+  HttpBackend backend(respond_ok("hello"));
+  const std::string first_log = dir_.file("access-1.log");
+  const std::string second_log = dir_.file("access-2.log");
+  HttpConfigSpec spec;
+  spec.log = "{ level: info, access_log: " + first_log + ", access_log_format: combined }";
+  spec.clusters.push_back({"c", {backend.address()}, ""});
+  ASSERT_EQ(start_http(spec), "");
+  HttpMessage resp = roundtrip(http_get("/before", "a"));
+  ASSERT_EQ(resp.status, 200) << resp.summary();
+  ASSERT_EQ(wait_access_lines(first_log, 1).size(), 1u) << read_file(first_log);
+
+  spec.log = "{ level: info, access_log: " + second_log + ", access_log_format: json }";
+  std::string out = reload(spec.to_yaml());
+  ASSERT_NE(out.find("reload done"), std::string::npos) << out;
+  EXPECT_NE(out.find("access log now " + second_log + " (json)"), std::string::npos) << out;
+  resp = roundtrip(http_get("/after", "a"));
+  ASSERT_EQ(resp.status, 200) << resp.summary();
+  auto lines = wait_access_lines(second_log, 1);
+  ASSERT_EQ(lines.size(), 1u) << "no line in the new access log " << second_log;
+  std::string error;
+  auto rec = parse_flat_json(lines[0], &error);
+  ASSERT_TRUE(rec) << error;
+  EXPECT_EQ((*rec)["target"].text, "/after");
+  auto old_lines = lines_of(read_file(first_log));
+  ASSERT_EQ(old_lines.size(), 1u) << "the old access log got lines after the reload:\n" << read_file(first_log);
+  EXPECT_NE(old_lines[0].find("/before"), std::string::npos) << old_lines[0];
+
+  // A file that cannot be opened: the reload applies, the access log stays where it was.
+  spec.log = "{ level: info, access_log: " + dir_.file("no-such-dir/access.log") + ", access_log_format: json }";
+  out = reload(spec.to_yaml());
+  ASSERT_NE(out.find("reload done"), std::string::npos) << out;
+  EXPECT_NE(out.find("the access log stays " + second_log), std::string::npos) << out;
+  resp = roundtrip(http_get("/still", "a"));
+  ASSERT_EQ(resp.status, 200) << resp.summary();
+  lines = wait_access_lines(second_log, 2);
+  ASSERT_EQ(lines.size(), 2u) << read_file(second_log);
+  rec = parse_flat_json(lines[1], &error);
+  ASSERT_TRUE(rec) << error;
+  EXPECT_EQ((*rec)["target"].text, "/still");
+}
+
 TEST_P(HttpOperations, SigtermLetsASlowResponseFinishClosesIdleConnectionsAndExitsZero) {
   Gate release;
   HttpBackend backend([&](const BackendExchange& ex, const HttpMessage& req) {
