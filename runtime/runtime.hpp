@@ -408,6 +408,8 @@ template <class Extract>
 class IoAwaiter : public OpAwaiter {
  public:
   using OpAwaiter::OpAwaiter;
+  /// An awaiter whose op fails with ETIMEDOUT once `limit` passes, like with_timeout().
+  IoAwaiter(Op* op, Duration limit) : OpAwaiter(op) { set_deadline(Clock::now() + limit); }
   auto await_resume() { return Extract::get(finish()); }
   /// `co_await stream.read_pooled().with_timeout(5s)`: ETIMEDOUT once `d` passes.
   IoAwaiter&& with_timeout(Duration d) && {
@@ -585,7 +587,8 @@ class CancelSource {
 /// with_cancel(); the task's root scope can be linked to one source at a time.
 class CancelLink {
  public:
-  explicit CancelLink(CancelSource* source) : source_(source), ctx_(detail::current_ctx) {
+  /// A null `source` links nothing.
+  explicit CancelLink(CancelSource* source) : source_(source), ctx_(source ? detail::current_ctx : nullptr) {
     if (!ctx_) return;
     if (source_->is_cancelled()) {
       ctx_->root_scope.fired = source_->reason();
