@@ -59,6 +59,21 @@ Task<PumpEnd> splice_through(StreamSocket* from, StreamSocket* to, int pipe_out,
     }
   }
 }
+/// Writes all of `*buf` to `to`, each send within the idle budget: a peer that stops reading
+/// must not hold the session forever. A coroutine of its own, so that the write state is not
+/// in the frame of a pump that waits to read (all an idle session does); `buf` stays in the
+/// pump's frame.
+Task<Result<void>> write_all_within(StreamSocket* to, Buffer* bufp, Duration idle) {
+  Buffer& buf = *bufp;
+  for (std::size_t done = 0; done < buf.size();) {
+    auto [w, back] = co_await to->write(std::move(buf), done).with_timeout(idle);
+    buf = std::move(back);
+    if (!w) co_return w.error();
+    if (*w == 0) co_return errno_error(EPIPE);
+    done += *w;
+  }
+  co_return Result<void>{};
+}
 }  // namespace
 
 void PumpPeer::stop_other() {
@@ -68,8 +83,7 @@ void PumpPeer::stop_other() {
 
 Task<PumpEnd> pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::time_point* last_activity,
                    uint64_t* bytes, PumpPeer* peer, config::Forwarding mode) {
-  std::optional<CancelLink> link;
-  if (peer->kill) link.emplace(peer->kill);
+  CancelLink link(peer->kill);  // links nothing when null
   std::optional<Pipe> pipe;
   if (mode == config::Forwarding::Splice) {
     pipe = open_pipe("closing the session");
@@ -82,12 +96,12 @@ Task<PumpEnd> pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::t
   // switch neither loses nor reorders a byte.
   unsigned full_reads = 0;
   while (!pipe) {
-    auto r = co_await from->read_pooled().with_timeout(idle);
+    auto r = co_await from->read_pooled(idle);
     if (!r) {
       if (r.error().is(ETIMEDOUT) && Clock::now() - *last_activity < idle) continue;  // the other way is busy
       co_return failed(r.error(), PumpEnd::ReadError, peer);
     }
-    Buffer buf = std::move(*r);
+    Buffer& buf = *r;
     if (buf.empty()) {
       (void)to->shutdown_write();  // the peer may be gone already; the other pump finds out
       co_return PumpEnd::Eof;
@@ -95,15 +109,8 @@ Task<PumpEnd> pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::t
     *last_activity = Clock::now();
     *bytes += buf.size();
     full_reads = buf.size() == buf.capacity() ? full_reads + 1 : 0;
-    // Each write has the idle budget: a peer that stops reading must not hold the session
-    // forever. An awaiter per write, not timeout(write_all()), keeps this frame small.
-    for (std::size_t done = 0; done < buf.size();) {
-      auto [w, back] = co_await to->write(std::move(buf), done).with_timeout(idle);
-      buf = std::move(back);
-      if (!w) co_return failed(w.error(), PumpEnd::WriteError, peer);
-      if (*w == 0) co_return failed(errno_error(EPIPE), PumpEnd::WriteError, peer);
-      done += *w;
-    }
+    auto w = co_await write_all_within(to, &buf, idle);
+    if (!w) co_return failed(w.error(), PumpEnd::WriteError, peer);
     if (mode == config::Forwarding::Auto && full_reads >= kBulkReadsInARow) {
       pipe = open_pipe("this session keeps copying");
       if (!pipe) mode = config::Forwarding::Copy;
@@ -123,25 +130,44 @@ void count_end(ListenerStats& st, PumpEnd end, bool from_client) {
 }
 }  // namespace
 
+namespace {
+/// A relay between a client and an upstream socket, kept in the relaying coroutine's frame.
+/// Either direction must be able to wait on its socket while the other moves bytes, so the
+/// upstream -> client direction is a task of its own; the client -> upstream direction runs
+/// inline in the relaying task (inside a CancelRegion of `stop_up`), which saves a task (its
+/// root frame and join state) per session. A direction that fails stops the other.
+struct Relay {
+  Clock::time_point last_activity = Clock::now();  // shared by both directions
+  std::optional<JoinHandle<PumpEnd>> down_task;
+  CancelSource stop_up;  // the down direction stops the inline one through it
+  PumpPeer up_peer{.other_task = &down_task};
+  PumpPeer down_peer{.other_inline = &stop_up};
+
+  Relay() = default;
+  Relay(const Relay&) = delete;  // the peers point into it
+
+  void spawn_down(StreamSocket* upstream, StreamSocket* client, Duration idle, uint64_t* bytes, CancelSource* kill,
+                  config::Forwarding mode) {
+    down_peer.kill = kill;
+    down_task.emplace(spawn(pump(upstream, client, idle, &last_activity, bytes, &down_peer, mode)));
+  }
+  Task<PumpEnd> up(StreamSocket* client, StreamSocket* upstream, Duration idle, uint64_t* bytes,
+                   config::Forwarding mode) {
+    return pump(client, upstream, idle, &last_activity, bytes, &up_peer, mode);
+  }
+};
+}  // namespace
+
 Task<void> relay_both_ways(StreamSocket* client, StreamSocket* upstream, Duration client_idle, Duration upstream_idle,
                            ListenerStats* stats, CancelSource* kill, config::Forwarding mode, PumpEnd* client_end,
                            PumpEnd* upstream_end) {
-  // Either direction must be able to wait on its socket while the other moves bytes, so one
-  // of them is a task of its own; the other runs in this one, which saves a task (its root
-  // frame and join state) per session. A direction that fails stops the other.
-  Clock::time_point last_activity = Clock::now();
-  std::optional<JoinHandle<PumpEnd>> down_task;
-  CancelSource stop_up;
-  PumpPeer up_peer{.other_task = &down_task};
-  PumpPeer down_peer{.other_inline = &stop_up, .kill = kill};
-  down_task.emplace(
-      spawn(pump(upstream, client, upstream_idle, &last_activity, &stats->bytes_to_client, &down_peer, mode)));
+  Relay relay;
+  relay.spawn_down(upstream, client, upstream_idle, &stats->bytes_to_client, kill, mode);
   {
-    CancelRegion region(&stop_up);
-    *client_end =
-        co_await pump(client, upstream, client_idle, &last_activity, &stats->bytes_from_client, &up_peer, mode);
+    CancelRegion region(&relay.stop_up);
+    *client_end = co_await relay.up(client, upstream, client_idle, &stats->bytes_from_client, mode);
   }
-  *upstream_end = co_await *down_task;
+  *upstream_end = co_await *relay.down_task;
 }
 
 Task<void> run_tcp_session(TcpStream* client, const SessionEnv* env, CancelSource* kill) {
@@ -154,13 +180,20 @@ Task<void> run_tcp_session(TcpStream* client, const SessionEnv* env, CancelSourc
              env->peer.to_string(), err->detail);
     co_return;
   }
-  Upstream up = std::move(std::get<Upstream>(connected));
+  Upstream& up = std::get<Upstream>(connected);
   (void)client->set_nodelay(true);
   (void)up.stream.set_nodelay(true);
 
-  PumpEnd client_end = PumpEnd::Eof, upstream_end = PumpEnd::Eof;
-  co_await relay_both_ways(client, &up.stream, env->listener->timeouts.idle, cluster->config().timeouts.idle, &st, kill,
-                           env->listener->forwarding, &client_end, &upstream_end);
+  // relay_both_ways, in this frame rather than one more per session.
+  const config::Forwarding mode = env->listener->forwarding;
+  Relay relay;
+  relay.spawn_down(&up.stream, client, cluster->config().timeouts.idle, &st.bytes_to_client, kill, mode);
+  PumpEnd client_end;
+  {
+    CancelRegion region(&relay.stop_up);
+    client_end = co_await relay.up(client, &up.stream, env->listener->timeouts.idle, &st.bytes_from_client, mode);
+  }
+  PumpEnd upstream_end = co_await *relay.down_task;
   count_end(st, client_end, true);
   count_end(st, upstream_end, false);
   if (client_end == PumpEnd::Idle || upstream_end == PumpEnd::Idle)
