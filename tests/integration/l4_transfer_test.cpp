@@ -141,8 +141,8 @@ TEST_P(L4Transfer, AutoForwardingCreatesPipesOnlyForBulk) {
   constexpr int kIdle = 20;
   auto backend = make_echo();
   ConfigSpec spec;
-  spec.listeners.push_back({.port = free_port(), .forwarding = "auto"});
-  spec.listeners.push_back({.port = free_port(), .forwarding = "splice"});
+  spec.listeners.push_back({.name = "adaptive", .port = free_port(), .forwarding = "auto"});
+  spec.listeners.push_back({.name = "zero_copy", .port = free_port(), .forwarding = "splice"});
   spec.clusters.push_back(cluster_of({backend.get()}));
   ASSERT_EQ(start(spec), "");
   const pid_t pid = lbd_->pid();
