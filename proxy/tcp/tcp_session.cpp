@@ -59,6 +59,7 @@ Task<PumpEnd> splice_through(StreamSocket* from, StreamSocket* to, int pipe_out,
     }
   }
 }
+
 /// Writes all of `*buf` to `to`, each send within the idle budget: a peer that stops reading
 /// must not hold the session forever. A coroutine of its own, so that the write state is not
 /// in the frame of a pump that waits to read (all an idle session does); `buf` stays in the
@@ -128,9 +129,7 @@ void count_end(ListenerStats& st, PumpEnd end, bool from_client) {
     default: break;
   }
 }
-}  // namespace
 
-namespace {
 /// A relay between a client and an upstream socket, kept in the relaying coroutine's frame.
 /// Either direction must be able to wait on its socket while the other moves bytes, so the
 /// upstream -> client direction is a task of its own; the client -> upstream direction runs
