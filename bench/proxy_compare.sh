@@ -15,11 +15,11 @@
 #
 # lbd runs on io_uring and on epoll (`--io epoll`) with its default `forwarding: auto`, and for
 # a and b also with `forwarding: copy` and `forwarding: splice`; b adds HAProxy with `option
-# splice-auto` for reference. Every proxy runs pinned to PROXY_CPU; load generators and backends are pinned to CLIENT_CPU. Each workload runs ROUNDS
-# interleaved rounds (the order of the proxies rotates every round); the tables show medians
-# and compare each proxy with the better of nginx and HAProxy. The proxy's CPU time is
-# utime + stime from /proc/PID/stat (for nginx: its worker process) over the measured window;
-# its memory is VmRSS from /proc/PID/status.
+# splice-auto` for reference. Every proxy runs pinned to PROXY_CPU; load generators and
+# backends are pinned to CLIENT_CPU. Each workload runs ROUNDS interleaved rounds (the order of
+# the proxies rotates every round); the tables show medians and compare each proxy with the
+# better of nginx and HAProxy. The proxy's CPU time is utime + stime from /proc/PID/stat (for
+# nginx: its worker process) over the measured window; its memory is VmRSS from /proc/PID/status.
 #
 # It is a benchmark, not a test: it reports figures, and exits non-zero only when runs could
 # not be made or a proxy misbehaved (errors, wrong bytes, dropped connections, a crash); the
