@@ -13,13 +13,13 @@
 #   e  L7 a new connection per request (wrk -H 'Connection: close'): requests/s, CPU µs/request
 #   f  L7 idle: IDLE_CONNS keep-alive connections that made one request each: RSS per connection
 #
-# lbd runs on io_uring and on epoll (`--io epoll`), and for a and b also with `forwarding:
-# splice`; b adds HAProxy with `option splice-auto` for reference. Every proxy runs pinned to
-# PROXY_CPU; load generators and backends are pinned to CLIENT_CPU. Each workload runs ROUNDS
-# interleaved rounds (the order of the proxies rotates every round); the tables show medians
-# and compare each proxy with the better of nginx and HAProxy. The proxy's CPU time is
-# utime + stime from /proc/PID/stat (for nginx: its worker process) over the measured window;
-# its memory is VmRSS from /proc/PID/status.
+# lbd runs on io_uring and on epoll (`--io epoll`) with its default `forwarding: auto`, and for
+# a and b also with `forwarding: copy` and `forwarding: splice`; b adds HAProxy with `option
+# splice-auto` for reference. Every proxy runs pinned to PROXY_CPU; load generators and
+# backends are pinned to CLIENT_CPU. Each workload runs ROUNDS interleaved rounds (the order of
+# the proxies rotates every round); the tables show medians and compare each proxy with the
+# better of nginx and HAProxy. The proxy's CPU time is utime + stime from /proc/PID/stat (for
+# nginx: its worker process) over the measured window; its memory is VmRSS from /proc/PID/status.
 #
 # It is a benchmark, not a test: it reports figures, and exits non-zero only when runs could
 # not be made or a proxy misbehaved (errors, wrong bytes, dropped connections, a crash); the
@@ -92,11 +92,12 @@ log() { echo "proxy_compare: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # Which proxies run in which workload. lbd-uring/lbd-epoll: lbd with `--io io_uring|epoll`;
-# "-splice": `forwarding: splice`. The baseline of every ratio is the better of nginx and
+# no suffix: the default forwarding (auto); "-copy": `forwarding: copy`; "-splice":
+# `forwarding: splice`. The baseline of every ratio is the better of nginx and
 # haproxy (their default, copying configurations; haproxy-splice is shown for reference only).
 declare -A proxies_of=(
-  [a]="lbd-uring lbd-epoll lbd-uring-splice lbd-epoll-splice nginx haproxy"
-  [b]="lbd-uring lbd-epoll lbd-uring-splice lbd-epoll-splice nginx haproxy haproxy-splice"
+  [a]="lbd-uring lbd-epoll lbd-uring-copy lbd-epoll-copy lbd-uring-splice lbd-epoll-splice nginx haproxy"
+  [b]="lbd-uring lbd-epoll lbd-uring-copy lbd-epoll-copy lbd-uring-splice lbd-epoll-splice nginx haproxy haproxy-splice"
   [c]="lbd-uring lbd-epoll nginx haproxy"
   [d]="lbd-uring lbd-epoll nginx haproxy"
   [e]="lbd-uring lbd-epoll nginx haproxy"
@@ -263,7 +264,8 @@ write_config() {
   local name="$1" layer="$2" port="$3" bport="$4" f="$5"
   case "$name" in
     lbd-*)
-      local forwarding=copy
+      local forwarding=""  # empty: lbd's default (auto)
+      [[ "$name" == *-copy ]] && forwarding=copy
       [[ "$name" == *-splice ]] && forwarding=splice
       {
         echo "workers: 1"
@@ -274,7 +276,7 @@ write_config() {
         echo "    listen: 127.0.0.1:$port"
         if [ "$layer" = l4 ]; then
           echo "    protocol: tcp"
-          echo "    forwarding: $forwarding"
+          if [ -n "$forwarding" ]; then echo "    forwarding: $forwarding"; fi
         else
           echo "    protocol: http"
         fi

@@ -33,7 +33,7 @@ enum class Balance { RoundRobin, LeastConn, RandomTwo, Hash };  // round_robin |
                                                                 // random_two | hash
 enum class HashKeyKind { SourceIp, Header };                    // source_ip | header:NAME
 enum class HealthCheckType { Tcp, Http };                       // tcp | http
-enum class Forwarding { Copy, Splice };                              // copy | splice
+enum class Forwarding { Auto, Copy, Splice };                        // auto | copy | splice
 
 /// The spelling used in the config file ("round_robin", "io_uring", ...).
 std::string_view to_string(IoMode v);
@@ -176,9 +176,11 @@ struct ListenerConfig {
   int backlog = 511;
   // forwarding (tcp only): how bytes move between the two sockets. copy: read into a pooled
   // buffer, write it out (with io_uring, from a provided-buffer ring). splice: through a pipe
-  // with splice(2), never entering user space; it pays off on epoll for bulk transfers but
-  // goes through io_uring's worker threads on io_uring (see bench/README.md for both measured).
-  Forwarding forwarding = Forwarding::Copy;
+  // with splice(2), never entering user space; it wins for bulk transfers and loses for small
+  // messages (two splices instead of a recv and a send). auto: each direction copies until it
+  // sees bulk (reads that fill the whole pooled buffer several times in a row), then splices;
+  // its pipe is created only then, so idle and chatty sessions hold no pipe (bench/README.md).
+  Forwarding forwarding = Forwarding::Auto;
   ListenerTimeouts timeouts;           // timeouts
   Limits limits;                       // limits (http only)
   ForwardedHeaders forwarded_headers;  // forwarded_headers (http only)

@@ -62,11 +62,10 @@ struct Op {
     msghdr msg{};  // recvfrom/sendto via recvmsg/sendmsg on io_uring
     iovec iov{};
   };
-  std::unique_ptr<AddressPart> address_part;  // allocated on first use, kept with the slot
-  AddressPart& a() {
-    if (!address_part) address_part = std::make_unique<AddressPart>();
-    return *address_part;
-  }
+  /// Taken from the runtime on first use and given back when the slot is freed, so a slot
+  /// reused for a read (what an idle connection holds) does not keep it.
+  std::unique_ptr<AddressPart> address_part;
+  AddressPart& a();
 
   int32_t res = 0;
   uint32_t cqe_flags = 0;

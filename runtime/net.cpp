@@ -62,6 +62,10 @@ IoAwaiter<detail::ExtractPooled> StreamSocket::read_pooled() {
   return IoAwaiter<detail::ExtractPooled>(detail::new_op(OpCode::RecvPooled, fd()));
 }
 
+IoAwaiter<detail::ExtractPooled> StreamSocket::read_pooled(Duration limit) {
+  return IoAwaiter<detail::ExtractPooled>(detail::new_op(OpCode::RecvPooled, fd()), limit);
+}
+
 IoAwaiter<detail::ExtractWrite> StreamSocket::write(Buffer buf, std::size_t offset) {
   Op* op = detail::new_op(OpCode::Send, fd());
   op->buf = std::move(buf);

@@ -13,6 +13,8 @@ void stderr_sink(int level, const std::string& message) {
 }
 std::atomic<LogSink> g_log_sink{&stderr_sink};
 constexpr std::size_t kOpBlock = 256;
+// AddressParts kept for reuse; more than this many connects or accepts at once pay a malloc.
+constexpr std::size_t kMaxFreeAddressParts = 256;
 }  // namespace
 
 void set_runtime_log_sink(LogSink sink) { g_log_sink.store(sink ? sink : &stderr_sink); }
@@ -25,7 +27,6 @@ void Op::reset() {
   len = 0;
   offset = 0;
   buf = Buffer();
-  if (address_part) *address_part = AddressPart{};
   res = 0;
   cqe_flags = 0;
   waiter = {};
@@ -87,7 +88,23 @@ Op* Runtime::alloc_op() {
   return op;
 }
 
+Op::AddressPart& Op::a() {
+  if (!address_part) address_part = Runtime::current().take_address_part();
+  return *address_part;
+}
+
+std::unique_ptr<Op::AddressPart> Runtime::take_address_part() {
+  if (free_address_parts_.empty()) return std::make_unique<Op::AddressPart>();
+  auto part = std::move(free_address_parts_.back());
+  free_address_parts_.pop_back();
+  *part = Op::AddressPart{};
+  return part;
+}
+
 void Runtime::free_op(Op* op) {
+  if (op->address_part && free_address_parts_.size() < kMaxFreeAddressParts)
+    free_address_parts_.push_back(std::move(op->address_part));
+  op->address_part.reset();
   op->reset();
   free_ops_.push_back(op);
   --ops_in_flight_;

@@ -143,6 +143,8 @@ class Runtime {
   void schedule(std::coroutine_handle<> h, TaskCtx* ctx) { ready_.push_back({h, ctx}); }
   Op* alloc_op();
   void free_op(Op* op);
+  /// The out-of-line address state of an op (see Op::a()); returned by free_op.
+  std::unique_ptr<Op::AddressPart> take_address_part();
   /// A driver hands back a completed operation.
   void complete(Op* op, int32_t res, uint32_t cqe_flags);
   detail::TimerQueue& timers() { return timers_; }
@@ -171,6 +173,7 @@ class Runtime {
 
   std::vector<Op*> free_ops_;
   std::vector<std::unique_ptr<Op[]>> op_blocks_;
+  std::vector<std::unique_ptr<Op::AddressPart>> free_address_parts_;
   std::size_t ops_in_flight_ = 0;
   std::size_t live_tasks_ = 0;
   std::vector<std::coroutine_handle<>> roots_;  // live spawned tasks, destroyed at teardown
@@ -405,6 +408,8 @@ template <class Extract>
 class IoAwaiter : public OpAwaiter {
  public:
   using OpAwaiter::OpAwaiter;
+  /// An awaiter whose op fails with ETIMEDOUT once `limit` passes, like with_timeout().
+  IoAwaiter(Op* op, Duration limit) : OpAwaiter(op) { set_deadline(Clock::now() + limit); }
   auto await_resume() { return Extract::get(finish()); }
   /// `co_await stream.read_pooled().with_timeout(5s)`: ETIMEDOUT once `d` passes.
   IoAwaiter&& with_timeout(Duration d) && {
@@ -582,7 +587,8 @@ class CancelSource {
 /// with_cancel(); the task's root scope can be linked to one source at a time.
 class CancelLink {
  public:
-  explicit CancelLink(CancelSource* source) : source_(source), ctx_(detail::current_ctx) {
+  /// A null `source` links nothing.
+  explicit CancelLink(CancelSource* source) : source_(source), ctx_(source ? detail::current_ctx : nullptr) {
     if (!ctx_) return;
     if (source_->is_cancelled()) {
       ctx_->root_scope.fired = source_->reason();
@@ -599,6 +605,30 @@ class CancelLink {
  private:
   CancelSource* source_;  // not owned; outlives the link
   TaskCtx* ctx_;          // the linked task's context
+};
+
+/// While alive, `source->cancel()` fails the current task's awaits (and nothing else of the
+/// task's): with_cancel() for a block of a coroutine, without its coroutine frame. Regions nest
+/// with timeout() and with_cancel() scopes; destroy them in reverse order of creation (a local
+/// in a coroutine body does that). Precondition: `source` outlives the region.
+class CancelRegion {
+ public:
+  explicit CancelRegion(CancelSource* source) : source_(source) {
+    if (source_->is_cancelled()) {
+      guard_.scope().fired = source_->reason();
+    } else if (guard_.scope().ctx) {
+      source_->attach(&guard_.scope());
+    }
+  }
+  ~CancelRegion() {
+    if (guard_.scope().ctx && !source_->is_cancelled()) source_->detach(&guard_.scope());
+  }
+  CancelRegion(const CancelRegion&) = delete;
+  CancelRegion& operator=(const CancelRegion&) = delete;
+
+ private:
+  detail::ScopeGuard guard_;
+  CancelSource* source_;  // not owned
 };
 
 /// Awaits `a` inside a scope that `source->cancel()` fires. Precondition: `source` outlives

@@ -40,8 +40,8 @@ inline constexpr EnumName<HashKeyKind> kHashKeyKindNames[] = {{"source_ip", Hash
 inline constexpr EnumName<HealthCheckType> kHealthCheckTypeNames[] = {
     {"tcp", HealthCheckType::Tcp}, {"http", HealthCheckType::Http}};
 
-inline constexpr EnumName<Forwarding> kForwardingNames[] = {{"copy", Forwarding::Copy},
-                                                            {"splice", Forwarding::Splice}};
+inline constexpr EnumName<Forwarding> kForwardingNames[] = {
+    {"auto", Forwarding::Auto}, {"copy", Forwarding::Copy}, {"splice", Forwarding::Splice}};
 
 template <class E>
 std::string_view enum_name(std::span<const EnumName<E>> table, E value) {

@@ -8,7 +8,13 @@
 namespace lbd::proxy {
 
 namespace {
-constexpr uint32_t kSpliceChunk = 64 * 1024;
+// One splice moves up to this much; the pipe is sized to match (F_SETPIPE_SZ), so 2 GiB take
+// ~8 k splice pairs instead of 32 k with the default 64 KiB pipe. Unprivileged processes are held
+// to fs.pipe-user-pages-soft; past it the pipe keeps the default size and splices move less.
+constexpr uint32_t kSpliceChunk = 256 * 1024;
+// Auto forwarding switches a direction to splice after this many reads in a row filled the
+// whole pooled buffer: one full read happens in chatty traffic too, a run of them is bulk.
+constexpr unsigned kBulkReadsInARow = 4;
 
 /// The end of a pump whose await failed with `err`; stops the other direction unless this
 /// pump was itself cancelled (then whoever cancelled it is in charge).
@@ -17,64 +23,101 @@ PumpEnd failed(const Error& err, PumpEnd otherwise, PumpPeer* peer) {
   peer->stop_other();
   return err.is(ETIMEDOUT) ? PumpEnd::Idle : otherwise;
 }
+
+using Pipe = std::pair<UniqueFd, UniqueFd>;  // [0] read end, [1] write end
+
+std::optional<Pipe> open_pipe(const char* consequence) {
+  auto pipe = make_pipe(static_cast<int>(kSpliceChunk));
+  if (!pipe) {
+    log_warn("splice: pipe2: {}; {}", pipe.error().message(), consequence);
+    return std::nullopt;
+  }
+  return std::move(*pipe);
+}
+
+/// The splice half of a pump: socket -> pipe -> socket until EOF or an error. `pipe_out` and
+/// `pipe_in` belong to the calling pump and are empty whenever a splice into them starts.
+Task<PumpEnd> splice_through(StreamSocket* from, StreamSocket* to, int pipe_out, int pipe_in, Duration idle,
+                             Clock::time_point* last_activity, uint64_t* bytes, PumpPeer* peer) {
+  for (;;) {
+    auto n = co_await StreamSocket::splice(from->fd(), pipe_in, kSpliceChunk, false).with_timeout(idle);
+    if (!n) {
+      if (n.error().is(ETIMEDOUT) && Clock::now() - *last_activity < idle) continue;  // the other way is busy
+      co_return failed(n.error(), PumpEnd::ReadError, peer);
+    }
+    if (*n == 0) {
+      (void)to->shutdown_write();  // the peer may be gone already; the other pump finds out
+      co_return PumpEnd::Eof;
+    }
+    *last_activity = Clock::now();
+    *bytes += *n;
+    for (std::size_t left = *n; left > 0;) {
+      auto m = co_await StreamSocket::splice(pipe_out, to->fd(), static_cast<uint32_t>(left), true).with_timeout(idle);
+      if (!m) co_return failed(m.error(), PumpEnd::WriteError, peer);
+      if (*m == 0) co_return failed(errno_error(EPIPE), PumpEnd::WriteError, peer);
+      left -= *m;
+    }
+  }
+}
+
+/// Writes all of `*buf` to `to`, each send within the idle budget: a peer that stops reading
+/// must not hold the session forever. A coroutine of its own, so that the write state is not
+/// in the frame of a pump that waits to read (all an idle session does); `buf` stays in the
+/// pump's frame.
+Task<Result<void>> write_all_within(StreamSocket* to, Buffer* bufp, Duration idle) {
+  Buffer& buf = *bufp;
+  for (std::size_t done = 0; done < buf.size();) {
+    auto [w, back] = co_await to->write(std::move(buf), done).with_timeout(idle);
+    buf = std::move(back);
+    if (!w) co_return w.error();
+    if (*w == 0) co_return errno_error(EPIPE);
+    done += *w;
+  }
+  co_return Result<void>{};
+}
 }  // namespace
 
 void PumpPeer::stop_other() {
-  if (other && *other) (*other)->cancel();
+  if (other_task && *other_task) (*other_task)->cancel();
+  if (other_inline) other_inline->cancel();
 }
 
 Task<PumpEnd> pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::time_point* last_activity,
-                   uint64_t* bytes, PumpPeer* peer) {
-  CancelLink link(peer->kill);
-  for (;;) {
-    auto r = co_await from->read_pooled().with_timeout(idle);
+                   uint64_t* bytes, PumpPeer* peer, config::Forwarding mode) {
+  CancelLink link(peer->kill);  // links nothing when null
+  std::optional<Pipe> pipe;
+  if (mode == config::Forwarding::Splice) {
+    pipe = open_pipe("closing the session");
+    if (!pipe) {
+      peer->stop_other();
+      co_return PumpEnd::ReadError;
+    }
+  }
+  // Copying. Everything this loop read is written before it hands over to splice, so the
+  // switch neither loses nor reorders a byte.
+  unsigned full_reads = 0;
+  while (!pipe) {
+    auto r = co_await from->read_pooled(idle);
     if (!r) {
       if (r.error().is(ETIMEDOUT) && Clock::now() - *last_activity < idle) continue;  // the other way is busy
       co_return failed(r.error(), PumpEnd::ReadError, peer);
     }
-    Buffer buf = std::move(*r);
+    Buffer& buf = *r;
     if (buf.empty()) {
       (void)to->shutdown_write();  // the peer may be gone already; the other pump finds out
       co_return PumpEnd::Eof;
     }
     *last_activity = Clock::now();
     *bytes += buf.size();
-    // A peer that stops reading must not hold the session forever: writes share the budget.
-    auto w = co_await timeout(to->write_all(std::move(buf)), idle);
-    if (!w.result) co_return failed(w.result.error(), PumpEnd::WriteError, peer);
-  }
-}
-
-Task<PumpEnd> splice_pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::time_point* last_activity,
-                          uint64_t* bytes, PumpPeer* peer) {
-  CancelLink link(peer->kill);
-  auto pipe = make_pipe(static_cast<int>(kSpliceChunk));
-  if (!pipe) {
-    log_warn("splice: pipe2: {}; closing the session", pipe.error().message());
-    peer->stop_other();
-    co_return PumpEnd::ReadError;
-  }
-  auto& [pipe_out, pipe_in] = *pipe;
-  for (;;) {
-    auto n = co_await StreamSocket::splice(from->fd(), pipe_in.get(), kSpliceChunk, false).with_timeout(idle);
-    if (!n) {
-      if (n.error().is(ETIMEDOUT) && Clock::now() - *last_activity < idle) continue;
-      co_return failed(n.error(), PumpEnd::ReadError, peer);
-    }
-    if (*n == 0) {
-      (void)to->shutdown_write();
-      co_return PumpEnd::Eof;
-    }
-    *last_activity = Clock::now();
-    *bytes += *n;
-    for (std::size_t left = *n; left > 0;) {
-      auto m = co_await StreamSocket::splice(pipe_out.get(), to->fd(), static_cast<uint32_t>(left), true)
-                   .with_timeout(idle);
-      if (!m) co_return failed(m.error(), PumpEnd::WriteError, peer);
-      if (*m == 0) co_return failed(errno_error(EPIPE), PumpEnd::WriteError, peer);
-      left -= *m;
+    full_reads = buf.size() == buf.capacity() ? full_reads + 1 : 0;
+    auto w = co_await write_all_within(to, &buf, idle);
+    if (!w) co_return failed(w.error(), PumpEnd::WriteError, peer);
+    if (mode == config::Forwarding::Auto && full_reads >= kBulkReadsInARow) {
+      pipe = open_pipe("this session keeps copying");
+      if (!pipe) mode = config::Forwarding::Copy;
     }
   }
+  co_return co_await splice_through(from, to, pipe->first.get(), pipe->second.get(), idle, last_activity, bytes, peer);
 }
 
 namespace {
@@ -86,22 +129,44 @@ void count_end(ListenerStats& st, PumpEnd end, bool from_client) {
     default: break;
   }
 }
+
+/// A relay between a client and an upstream socket, kept in the relaying coroutine's frame.
+/// Either direction must be able to wait on its socket while the other moves bytes, so the
+/// upstream -> client direction is a task of its own; the client -> upstream direction runs
+/// inline in the relaying task (inside a CancelRegion of `stop_up`), which saves a task (its
+/// root frame and join state) per session. A direction that fails stops the other.
+struct Relay {
+  Clock::time_point last_activity = Clock::now();  // shared by both directions
+  std::optional<JoinHandle<PumpEnd>> down_task;
+  CancelSource stop_up;  // the down direction stops the inline one through it
+  PumpPeer up_peer{.other_task = &down_task};
+  PumpPeer down_peer{.other_inline = &stop_up};
+
+  Relay() = default;
+  Relay(const Relay&) = delete;  // the peers point into it
+
+  void spawn_down(StreamSocket* upstream, StreamSocket* client, Duration idle, uint64_t* bytes, CancelSource* kill,
+                  config::Forwarding mode) {
+    down_peer.kill = kill;
+    down_task.emplace(spawn(pump(upstream, client, idle, &last_activity, bytes, &down_peer, mode)));
+  }
+  Task<PumpEnd> up(StreamSocket* client, StreamSocket* upstream, Duration idle, uint64_t* bytes,
+                   config::Forwarding mode) {
+    return pump(client, upstream, idle, &last_activity, bytes, &up_peer, mode);
+  }
+};
 }  // namespace
 
 Task<void> relay_both_ways(StreamSocket* client, StreamSocket* upstream, Duration client_idle, Duration upstream_idle,
-                           ListenerStats* stats, CancelSource* kill, bool use_splice, PumpEnd* client_end,
+                           ListenerStats* stats, CancelSource* kill, config::Forwarding mode, PumpEnd* client_end,
                            PumpEnd* upstream_end) {
-  // Each direction is its own task, so either can wait on its socket while the other moves
-  // bytes; a direction that fails cancels the other through its handle.
-  Clock::time_point last_activity = Clock::now();
-  std::optional<JoinHandle<PumpEnd>> up_task, down_task;
-  PumpPeer up_peer{&down_task, kill}, down_peer{&up_task, kill};
-  auto run = use_splice ? &splice_pump : &pump;
-  up_task.emplace(spawn(run(client, upstream, client_idle, &last_activity, &stats->bytes_from_client, &up_peer)));
-  down_task.emplace(
-      spawn(run(upstream, client, upstream_idle, &last_activity, &stats->bytes_to_client, &down_peer)));
-  *client_end = co_await *up_task;
-  *upstream_end = co_await *down_task;
+  Relay relay;
+  relay.spawn_down(upstream, client, upstream_idle, &stats->bytes_to_client, kill, mode);
+  {
+    CancelRegion region(&relay.stop_up);
+    *client_end = co_await relay.up(client, upstream, client_idle, &stats->bytes_from_client, mode);
+  }
+  *upstream_end = co_await *relay.down_task;
 }
 
 Task<void> run_tcp_session(TcpStream* client, const SessionEnv* env, CancelSource* kill) {
@@ -114,13 +179,20 @@ Task<void> run_tcp_session(TcpStream* client, const SessionEnv* env, CancelSourc
              env->peer.to_string(), err->detail);
     co_return;
   }
-  Upstream up = std::move(std::get<Upstream>(connected));
+  Upstream& up = std::get<Upstream>(connected);
   (void)client->set_nodelay(true);
   (void)up.stream.set_nodelay(true);
 
-  PumpEnd client_end = PumpEnd::Eof, upstream_end = PumpEnd::Eof;
-  co_await relay_both_ways(client, &up.stream, env->listener->timeouts.idle, cluster->config().timeouts.idle, &st, kill,
-                           env->listener->forwarding == config::Forwarding::Splice, &client_end, &upstream_end);
+  // relay_both_ways, in this frame rather than one more per session.
+  const config::Forwarding mode = env->listener->forwarding;
+  Relay relay;
+  relay.spawn_down(&up.stream, client, cluster->config().timeouts.idle, &st.bytes_to_client, kill, mode);
+  PumpEnd client_end;
+  {
+    CancelRegion region(&relay.stop_up);
+    client_end = co_await relay.up(client, &up.stream, env->listener->timeouts.idle, &st.bytes_from_client, mode);
+  }
+  PumpEnd upstream_end = co_await *relay.down_task;
   count_end(st, client_end, true);
   count_end(st, upstream_end, false);
   if (client_end == PumpEnd::Idle || upstream_end == PumpEnd::Idle)

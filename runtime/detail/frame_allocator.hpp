@@ -10,16 +10,33 @@ namespace lbd::detail {
 
 class FrameCache {
  public:
-  static constexpr std::size_t kGranule = 64;
-  static constexpr std::size_t kClasses = 32;  // frames up to 2 KiB are cached
+  // Size classes: 16 bytes apart up to 512 (most frames, and an idle session is a handful of
+  // them: coarser classes would waste ~10 % of each), 64 bytes apart up to 2 KiB.
+  static constexpr std::size_t kSmallGranule = 16;
+  static constexpr std::size_t kSmallLimit = 512;
+  static constexpr std::size_t kLargeGranule = 64;
+  static constexpr std::size_t kLargeLimit = 2048;  // larger frames are not cached
+  static constexpr std::size_t kClasses =
+      kSmallLimit / kSmallGranule + (kLargeLimit - kSmallLimit) / kLargeGranule + 1;
   static constexpr std::size_t kMaxCachedPerClass = 1024;
+
+  /// The class of a block of `total` bytes (header included); 0 when it is not cached.
+  static constexpr std::size_t class_of(std::size_t total) {
+    if (total <= kSmallLimit) return (total + kSmallGranule - 1) / kSmallGranule;
+    if (total <= kLargeLimit) return kSmallLimit / kSmallGranule + (total - kSmallLimit + kLargeGranule - 1) / kLargeGranule;
+    return 0;
+  }
+  static constexpr std::size_t class_bytes(std::size_t cls) {
+    constexpr std::size_t kSmallClasses = kSmallLimit / kSmallGranule;
+    return cls <= kSmallClasses ? cls * kSmallGranule : kSmallLimit + (cls - kSmallClasses) * kLargeGranule;
+  }
 
   static void* allocate(std::size_t n) {
 #ifdef LBD_NO_FRAME_CACHE
     return ::operator new(n);
 #endif
-    std::size_t cls = (n + sizeof(Header) + kGranule - 1) / kGranule;
-    if (cls < kClasses) {
+    std::size_t cls = class_of(n + sizeof(Header));
+    if (cls != 0) {
       auto& c = cache();
       if (Node* node = c.free[cls]) {
         c.free[cls] = node->next;
@@ -28,7 +45,7 @@ class FrameCache {
         h->cls = cls;
         return h + 1;
       }
-      auto* h = static_cast<Header*>(::operator new(cls * kGranule));
+      auto* h = static_cast<Header*>(::operator new(class_bytes(cls)));
       h->cls = cls;
       return h + 1;
     }

@@ -1095,7 +1095,7 @@ clusters:
 // ---------------------------------------------------------------------------------------------
 // forwarding: how a tcp listener moves bytes
 
-TEST(Forwarding, DefaultsToCopyAndAcceptsSpliceOnTcpListeners) {
+TEST(Forwarding, DefaultsToAutoAndAcceptsCopyAndSpliceOnTcpListeners) {
   Config cfg = load_ok(R"(
 listeners:
   - name: plain
@@ -1107,11 +1107,24 @@ listeners:
     protocol: tcp
     cluster: web
     forwarding: splice
+  - name: user_space
+    listen: 127.0.0.1:82
+    protocol: tcp
+    cluster: web
+    forwarding: copy
+  - name: adaptive
+    listen: 127.0.0.1:83
+    protocol: tcp
+    cluster: web
+    forwarding: auto
 )" + std::string(kOneCluster));
-  ASSERT_EQ(cfg.listeners.size(), 2u);
-  EXPECT_EQ(cfg.listeners[0].forwarding, Forwarding::Copy);
+  ASSERT_EQ(cfg.listeners.size(), 4u);
+  EXPECT_EQ(cfg.listeners[0].forwarding, Forwarding::Auto);
   EXPECT_EQ(cfg.listeners[1].forwarding, Forwarding::Splice);
+  EXPECT_EQ(cfg.listeners[2].forwarding, Forwarding::Copy);
+  EXPECT_EQ(cfg.listeners[3].forwarding, Forwarding::Auto);
   EXPECT_EQ(to_string(Forwarding::Splice), "splice");
+  EXPECT_EQ(to_string(Forwarding::Auto), "auto");
 }
 
 TEST(Forwarding, RejectsUnknownValuesAndHttpListeners) {
@@ -1129,7 +1142,7 @@ listeners:
     forwarding: splice
 )" + std::string(kOneCluster)),
             (std::vector<std::string>{
-                R"(lb.yaml:6:17: listeners[0].forwarding: invalid value "sendfile" (expected one of: copy, splice))",
+                R"(lb.yaml:6:17: listeners[0].forwarding: invalid value "sendfile" (expected one of: auto, copy, splice))",
                 R"(lb.yaml:11:5: listeners[1].forwarding: only valid for tcp listeners (this listener is http))",
             }));
 }

@@ -278,7 +278,7 @@ struct ListenerSpec {
   uint16_t port = 0;
   std::string cluster = "c";
   int max_connections = 0;  // 0 = default
-  std::string forwarding;   // copy | splice; empty = default
+  std::string forwarding;   // auto | copy | splice; empty = default (auto)
   std::string extra;        // more YAML lines, indented by 4
 };
 

@@ -1,9 +1,11 @@
-// L4 data path through the real lbd: bulk transfer both ways at once, many concurrent clients,
-// half-close passed through, and the listener's max_connections.
+// L4 data path through the real lbd: bulk transfer both ways at once (each forwarding mode),
+// auto forwarding's switch to splice, many concurrent clients, half-close passed through, and
+// the listener's max_connections.
 
 #include <sys/socket.h>
 
 #include <cstring>
+#include <filesystem>
 #include <latch>
 #include <random>
 
@@ -97,6 +99,85 @@ constexpr uint64_t kMiB = 1024 * 1024;
 TEST_P(L4Transfer, HundredMiBEachWayAtOnceByteExact) { bulk_both_ways("copy", 100 * kMiB); }
 
 TEST_P(L4Transfer, HundredMiBEachWayAtOnceByteExactWithSplice) { bulk_both_ways("splice", 100 * kMiB); }
+
+// auto (the default) starts copying and switches each direction to splice mid-stream.
+TEST_P(L4Transfer, HundredMiBEachWayAtOnceByteExactWithAuto) { bulk_both_ways("auto", 100 * kMiB); }
+
+/// The file descriptors `pid` has open right now.
+std::size_t open_fds(pid_t pid) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    ++n;
+  return n;
+}
+
+/// One echo round trip of `msg`; true when it came back unchanged.
+bool echo_ok(int fd, const std::string& msg) {
+  if (!send_all(fd, msg)) return false;
+  return read_exact(fd, msg.size(), 5000ms).data == msg;
+}
+
+/// Sends `n` bytes of stream `seed` and reads them back from an echo at the same time; true
+/// when every byte came back in order.
+bool bulk_echo_ok(int fd, uint64_t seed, uint64_t n) {
+  uint64_t sent = 0;
+  std::thread sender([&] { sent = send_stream(fd, seed, n); });
+  StreamChecker checker(seed);
+  auto got = read_exact(fd, n, 30000ms);
+  sender.join();
+  checker.feed(got.data.data(), got.data.size());
+  EXPECT_EQ(sent, n);
+  EXPECT_EQ(checker.received(), n) << to_string(got.end);
+  EXPECT_FALSE(checker.first_mismatch()) << "first differing byte at offset " << checker.first_mismatch().value_or(0);
+  return sent == n && checker.received() == n && !checker.first_mismatch();
+}
+
+// An idle or chatty session holds just its two sockets in auto mode (splice mode holds a pipe
+// per direction from the start: 6 fds). A bulk exchange on one of them makes each direction
+// switch to splice, with a pipe of its own, and small messages still go through afterwards.
+TEST_P(L4Transfer, AutoForwardingCreatesPipesOnlyForBulk) {
+  constexpr int kIdle = 20;
+  auto backend = make_echo();
+  ConfigSpec spec;
+  spec.listeners.push_back({.name = "adaptive", .port = free_port(), .forwarding = "auto"});
+  spec.listeners.push_back({.name = "zero_copy", .port = free_port(), .forwarding = "splice"});
+  spec.clusters.push_back(cluster_of({backend.get()}));
+  ASSERT_EQ(start(spec), "");
+  const pid_t pid = lbd_->pid();
+
+  // Each connection has made a round trip, so both of its directions are running.
+  auto open_chatty = [&](uint16_t port, std::vector<Fd>& conns) {
+    for (int i = 0; i < kIdle; ++i) {
+      Fd c = connect_or_fail(port);
+      ASSERT_TRUE(c);
+      ASSERT_TRUE(echo_ok(c.get(), "hello " + std::to_string(i)));
+      ASSERT_TRUE(echo_ok(c.get(), std::string(300, 'x')));
+      conns.push_back(std::move(c));
+    }
+  };
+  std::vector<Fd> auto_conns, splice_conns;
+  const std::size_t before = open_fds(pid);
+  open_chatty(spec.listeners[0].port, auto_conns);
+  if (HasFatalFailure()) return;
+  const std::size_t with_auto = open_fds(pid);
+  EXPECT_EQ(with_auto - before, 2u * kIdle) << "auto: client and upstream socket per session, no pipe";
+  open_chatty(spec.listeners[1].port, splice_conns);
+  if (HasFatalFailure()) return;
+  EXPECT_EQ(open_fds(pid) - with_auto, 6u * kIdle) << "splice: two sockets and two pipes per session";
+  splice_conns.clear();
+  ASSERT_TRUE(wait_until([&] { return open_fds(pid) == with_auto; }, 5000ms))
+      << "splice sessions still hold " << open_fds(pid) - with_auto << " fds after their clients closed";
+
+  // 16 MiB echoed: reads fill the pooled buffer again and again in both directions.
+  int bulk = auto_conns[0].get();
+  ASSERT_TRUE(bulk_echo_ok(bulk, 42, 16 * kMiB));
+  EXPECT_EQ(open_fds(pid) - with_auto, 4u) << "a pipe (2 fds) for each direction of the bulk session";
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(echo_ok(bulk, "after the switch " + std::to_string(i)));
+  ASSERT_TRUE(bulk_echo_ok(bulk, 43, 1 * kMiB));
+  for (auto& c : auto_conns) EXPECT_TRUE(echo_ok(c.get(), "still there"));
+}
 
 // 200 clients connected at the same time, each doing echo round trips of its own random bytes.
 TEST_P(L4Transfer, TwoHundredConcurrentEchoClients) {
