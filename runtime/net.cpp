@@ -96,6 +96,42 @@ Result<void> StreamSocket::shutdown_write() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// IdleWatch
+
+IdleWatch::IdleWatch(int fd) {
+  Runtime& rt = Runtime::current();
+  Op* op = detail::new_op(OpCode::PollIn, fd);
+  op->on_cqe = &IdleWatch::on_cqe;
+  op->owner = op;  // non-null while the watch wants the outcome
+  if (rt.driver().submit(op)) op->completed = true;  // readable already
+  op_ = op;
+}
+
+void IdleWatch::on_cqe(Op* op, int32_t res, uint32_t /*flags*/) {
+  if (!op->owner) {
+    Runtime::current().free_op(op);  // stopped: this is the cancelled poll's last word
+    return;
+  }
+  op->res = res;
+  op->completed = true;  // readable, EOF, an error, or cancelled at teardown: unfit in any case
+}
+
+bool IdleWatch::fired() const { return op_ && op_->completed; }
+
+void IdleWatch::stop() {
+  Op* op = std::exchange(op_, nullptr);
+  if (!op) return;
+  Runtime* rt = Runtime::current_or_null();
+  if (!rt) return;  // the runtime is gone, and its op slots with it
+  if (op->completed) {
+    rt->free_op(op);
+    return;
+  }
+  op->owner = nullptr;  // the completion of the cancel frees the slot
+  rt->driver().cancel(op);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Connect
 
 namespace {
@@ -309,6 +345,8 @@ Result<UniqueFd> StreamListener::bind_socket(const SocketAddress& addr, const Li
     if (opts.reuse_addr && setsockopt(fd->get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
       return Error::last();
     if (opts.reuse_port && setsockopt(fd->get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+      return Error::last();
+    if (opts.tcp_nodelay && setsockopt(fd->get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
       return Error::last();
   }
   if (::bind(fd->get(), addr.data(), addr.size()) < 0) return Error::last();

@@ -133,6 +133,37 @@ class StreamSocket : public Socket {
   Result<void> shutdown_write();
 };
 
+/// Watches an idle connection, without a task, for anything that makes it unfit to carry a
+/// new request: bytes nobody asked for, EOF, an error. The kernel reports it when it happens
+/// (a pending poll on io_uring, the fd's readiness edge on epoll), so checking costs no
+/// syscall. Precondition: the watch stops (destructor or stop()) before its socket closes and
+/// before anything else reads the socket; declare it after the socket it watches.
+class IdleWatch {
+ public:
+  IdleWatch() = default;
+  /// Starts watching `fd`.
+  explicit IdleWatch(int fd);
+  IdleWatch(IdleWatch&& o) noexcept : op_(std::exchange(o.op_, nullptr)) {}
+  IdleWatch& operator=(IdleWatch&& o) noexcept {
+    if (this != &o) {
+      stop();
+      op_ = std::exchange(o.op_, nullptr);
+    }
+    return *this;
+  }
+  IdleWatch(const IdleWatch&) = delete;
+  ~IdleWatch() { stop(); }
+
+  /// The socket became readable, reached EOF or failed since the watch started.
+  bool fired() const;
+  /// Stops watching; the slot is freed when the kernel lets go of it.
+  void stop();
+
+ private:
+  static void on_cqe(Op* op, int32_t res, uint32_t flags);
+  Op* op_ = nullptr;  // the pending PollIn; owned by the runtime, released by stop()
+};
+
 class TcpStream : public StreamSocket {
  public:
   using StreamSocket::StreamSocket;
@@ -151,6 +182,9 @@ struct ListenOptions {
   int backlog = 511;        // like nginx's default
   bool reuse_port = true;   // every worker binds its own socket
   bool reuse_addr = true;
+  /// TCP: set TCP_NODELAY on the listening socket. Linux copies it to every accepted socket,
+  /// which saves a setsockopt per connection.
+  bool tcp_nodelay = false;
 };
 
 /// A listening stream socket. On io_uring it keeps one multishot accept armed and queues the

@@ -351,6 +351,27 @@ Task<void> nodelay_case() {
 
 TEST_P(NetTest, SetNodelayTogglesTcpNodelay) { run(nodelay_case()); }
 
+/// ListenOptions::tcp_nodelay relies on accepted sockets inheriting TCP_NODELAY from the
+/// listener (lbd then sets no option per connection); without it they must not have it.
+Task<void> listener_nodelay_case(bool on) {
+  ListenOptions opts;
+  opts.tcp_nodelay = on;
+  auto l = TcpListener::bind(*SocketAddress::parse("127.0.0.1:0"), opts);
+  CO_ASSERT_OK(l);
+  auto addr = l->local_address();
+  CO_ASSERT_OK(addr);
+  auto client = co_await TcpStream::connect(*addr);
+  CO_ASSERT_OK(client);
+  auto accepted = co_await l->accept();
+  CO_ASSERT_OK(accepted);
+  EXPECT_EQ(sockopt_int(accepted->fd(), IPPROTO_TCP, TCP_NODELAY) != 0, on);
+}
+
+TEST_P(NetTest, AcceptedSocketsInheritTcpNodelayFromListener) {
+  run(listener_nodelay_case(true));
+  run(listener_nodelay_case(false));
+}
+
 TEST_P(NetTest, SocketsAreNonBlockingAndCloseOnExec) {
   auto pair = run(test::make_tcp_pair());
   ASSERT_TRUE(pair);
