@@ -36,6 +36,9 @@ Result<void> ProxyWorker::bind_slot(ListenerSlot& slot, const config::ListenerCo
     if (!l) return l.error();
     slot.socket = std::move(*l);
   } else {
+    // Responses and proxied messages go out as soon as they are written, as nginx's
+    // tcp_nodelay does; accepted sockets inherit the option from the listener.
+    opts.tcp_nodelay = true;
     auto l = TcpListener::bind(cfg.listen, opts);
     if (!l) return l.error();
     slot.socket = std::move(*l);
