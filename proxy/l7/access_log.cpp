@@ -158,6 +158,8 @@ std::string format_access(const AccessRecord& r, config::AccessLogFormat format)
   return out;
 }
 
+bool access_log_enabled() { return g_logger_raw.load(std::memory_order_acquire) != nullptr; }
+
 void log_access(const AccessRecord& r) {
   spdlog::logger* logger = g_logger_raw.load(std::memory_order_acquire);
   if (!logger) return;
