@@ -288,7 +288,15 @@ void StreamListener::arm() {
   Runtime::current().driver().submit(op);
 }
 
-Task<Result<UniqueFd>> StreamListener::accept_fd() {
+namespace {
+void store_peer_of(int fd, SocketAddress* peer) {
+  *peer = SocketAddress();
+  *peer->size_ptr() = SocketAddress::capacity();
+  if (getpeername(fd, peer->data(), peer->size_ptr()) < 0) *peer = SocketAddress();
+}
+}  // namespace
+
+Task<Result<UniqueFd>> StreamListener::accept_fd(SocketAddress* peer) {
   Driver& driver = Runtime::current().driver();
   for (;;) {
     if (!q_ || !valid()) co_return errno_error(EBADF);
@@ -297,6 +305,7 @@ Task<Result<UniqueFd>> StreamListener::accept_fd() {
       if (!q_->fds.empty()) {
         int fd = q_->fds.front();
         q_->fds.pop_front();
+        if (peer) store_peer_of(fd, peer);
         co_return UniqueFd(fd);
       }
       if (q_->error) {
@@ -310,9 +319,12 @@ Task<Result<UniqueFd>> StreamListener::accept_fd() {
       }
     } else {
       Op* op = detail::new_op(OpCode::Accept, fd());
-      auto r = co_await IoAwaiter<detail::ExtractFd>(op);
-      if (r) co_return UniqueFd(*r);
-      err = r.error().value();
+      auto r = co_await IoAwaiter<detail::ExtractAccept>(op);
+      if (r.fd) {
+        if (peer) *peer = r.peer;
+        co_return UniqueFd(*r.fd);
+      }
+      err = r.fd.error().value();
     }
     switch (err) {
       case EMFILE:

@@ -66,6 +66,16 @@ struct ExtractVoid {
     return {};
   }
 };
+struct ExtractAccept {  // the accepted fd and the address the accept reported
+  struct Accepted {
+    Result<int> fd;
+    SocketAddress peer;
+  };
+  static Accepted get(Op* op) {
+    if (op->res < 0) return {errno_error(-op->res), {}};
+    return {op->res, SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&op->a().addr), op->a().addrlen)};
+  }
+};
 struct ExtractFd {
   static Result<int> get(Op* op) {
     if (op->res < 0) return errno_error(-op->res);
@@ -198,7 +208,10 @@ class StreamListener : public Socket {
 
   /// Waits for the next connection. Running out of fds (EMFILE/ENFILE) pauses accepting for
   /// `kAcceptPause` and logs, instead of spinning; other transient errors are skipped.
-  Task<Result<UniqueFd>> accept_fd();
+  /// With `peer`, also stores the connection's address there: taken from the accept itself
+  /// where the driver has it (epoll, single-shot accept), else from getpeername (io_uring's
+  /// multishot accept shares one address buffer among all its completions).
+  Task<Result<UniqueFd>> accept_fd(SocketAddress* peer = nullptr);
   /// Stops accepting and closes the socket (queued connections are closed).
   void close_listener();
 

@@ -100,7 +100,8 @@ Task<std::string> ProxyWorker::apply(std::shared_ptr<const config::Config> cfg) 
 
 Task<void> ProxyWorker::accept_loop(ListenerSlot* slot) {
   for (;;) {
-    auto fd = co_await with_cancel(slot->socket.accept_fd(), &slot->stop);
+    SocketAddress peer;
+    auto fd = co_await with_cancel(slot->socket.accept_fd(&peer), &slot->stop);
     if (!fd) {
       if (!fd.error().is(ECANCELED))
         log_error("listener {}: accept on {}: {}; no longer accepting", slot->name, slot->address.to_string(),
@@ -123,7 +124,7 @@ Task<void> ProxyWorker::accept_loop(ListenerSlot* slot) {
     env.state = state_;
     env.listener = lc;
     env.stats = &slot->stats;
-    env.peer = client.peer_address().value_or(SocketAddress());
+    env.peer = peer;
     env.draining = &draining_;
     env.idle_close = &idle_close_;
     (void)spawn(run_session(std::move(client), std::move(env)));

@@ -316,6 +316,17 @@ Task<void> addresses_case(std::string bind_text) {
   EXPECT_EQ(s_peer->to_string(), c_local->to_string());
   EXPECT_TRUE(*s_peer == *c_local);
   EXPECT_NE(c_local->port(), listen_addr->port());
+
+  // accept_fd can report the peer itself (from the accept on epoll, getpeername on io_uring).
+  auto client2 = co_await TcpStream::connect(*listen_addr);
+  CO_ASSERT_OK(client2);
+  SocketAddress peer;
+  auto fd2 = co_await listener->accept_fd(&peer);
+  CO_ASSERT_OK(fd2);
+  auto c2_local = client2->local_address();
+  CO_ASSERT_OK(c2_local);
+  EXPECT_EQ(peer.to_string(), c2_local->to_string());
+  EXPECT_TRUE(peer == *c2_local);
 }
 
 TEST_P(NetTest, PeerAndLocalAddressesIpv4) { run(addresses_case("127.0.0.1:0")); }
