@@ -121,8 +121,11 @@ class HttpSession {
         kill_(kill),
         limits_{env_.listener->limits.max_request_line, env_.listener->limits.max_header_bytes} {}
   ~HttpSession() {
-    // Parsers of a connection that ends mid-message are dropped, not cached.
-    if (parser_ && clean_boundary_) ParserCache<HttpRequestParser>::give(std::move(parser_), limits_);
+    // Parsers of a connection that ends mid-message are dropped, not cached; one whose last
+    // request closed the connection is restarted and kept (a connection per request would
+    // otherwise build a parser every time).
+    if (parser_ && (clean_boundary_ || parser_->restart()))
+      ParserCache<HttpRequestParser>::give(std::move(parser_), limits_);
   }
 
   Task<void> run() {
