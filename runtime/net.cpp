@@ -98,12 +98,11 @@ Result<void> StreamSocket::shutdown_write() {
 // ---------------------------------------------------------------------------------------------
 // IdleWatch
 
-IdleWatch::IdleWatch(int fd) {
-  Runtime& rt = Runtime::current();
+IdleWatch::IdleWatch(int fd) : rt_(&Runtime::current()) {
   Op* op = detail::new_op(OpCode::PollIn, fd);
   op->on_cqe = &IdleWatch::on_cqe;
   op->owner = op;  // non-null while the watch wants the outcome
-  if (rt.driver().submit(op)) op->completed = true;  // readable already
+  if (rt_->driver().submit(op)) op->completed = true;  // readable already
   op_ = op;
 }
 
@@ -121,14 +120,14 @@ bool IdleWatch::fired() const { return op_ && op_->completed; }
 void IdleWatch::stop() {
   Op* op = std::exchange(op_, nullptr);
   if (!op) return;
-  Runtime* rt = Runtime::current_or_null();
-  if (!rt) return;  // the runtime is gone, and its op slots with it
+  // Destroyed after its runtime (or on another thread): the slot went, or is not ours to touch.
+  if (Runtime::current_or_null() != rt_) return;
   if (op->completed) {
-    rt->free_op(op);
+    rt_->free_op(op);
     return;
   }
   op->owner = nullptr;  // the completion of the cancel frees the slot
-  rt->driver().cancel(op);
+  rt_->driver().cancel(op);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -153,10 +153,11 @@ class IdleWatch {
   IdleWatch() = default;
   /// Starts watching `fd`.
   explicit IdleWatch(int fd);
-  IdleWatch(IdleWatch&& o) noexcept : op_(std::exchange(o.op_, nullptr)) {}
+  IdleWatch(IdleWatch&& o) noexcept : rt_(o.rt_), op_(std::exchange(o.op_, nullptr)) {}
   IdleWatch& operator=(IdleWatch&& o) noexcept {
     if (this != &o) {
       stop();
+      rt_ = o.rt_;
       op_ = std::exchange(o.op_, nullptr);
     }
     return *this;
@@ -171,7 +172,8 @@ class IdleWatch {
 
  private:
   static void on_cqe(Op* op, int32_t res, uint32_t flags);
-  Op* op_ = nullptr;  // the pending PollIn; owned by the runtime, released by stop()
+  Runtime* rt_ = nullptr;  // the runtime the op belongs to (not owned)
+  Op* op_ = nullptr;       // the pending PollIn; owned by rt_, released by stop()
 };
 
 class TcpStream : public StreamSocket {

@@ -181,6 +181,9 @@ Task<void> ProxyWorker::run() {
   co_await stopped_.wait();
   // stop_now(): give cancelled sessions the chance to unwind before the runtime goes away.
   if (sessions_ > 0) (void)co_await timeout(sessions_done_.wait(), std::chrono::seconds(2));
+  // Pooled upstream connections go with the clusters: close them on this thread while its
+  // runtime lives (sessions still holding the snapshot release it as the runtime ends).
+  state_.reset();
 }
 
 WorkerStats ProxyWorker::stats() const {
