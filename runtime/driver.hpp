@@ -39,6 +39,7 @@ enum class OpCode : uint8_t {
   SendTo,      // sendto of buf to addr
   Splice,      // splice(fd -> fd_out, len)
   Shutdown,    // shutdown(fd, how = flags)
+  PollIn,      // completes once fd is readable, at EOF or failed; result = poll revents
 };
 
 /// An in-flight operation. Slots are owned by the runtime, never by the awaiting coroutine:

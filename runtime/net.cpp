@@ -100,6 +100,41 @@ Result<void> StreamSocket::shutdown_write() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// IdleWatch
+
+IdleWatch::IdleWatch(int fd) : rt_(&Runtime::current()) {
+  Op* op = detail::new_op(OpCode::PollIn, fd);
+  op->on_cqe = &IdleWatch::on_cqe;
+  op->owner = op;  // non-null while the watch wants the outcome
+  if (rt_->driver().submit(op)) op->completed = true;  // readable already
+  op_ = op;
+}
+
+void IdleWatch::on_cqe(Op* op, int32_t res, uint32_t /*flags*/) {
+  if (!op->owner) {
+    Runtime::current().free_op(op);  // stopped: this is the cancelled poll's last word
+    return;
+  }
+  op->res = res;
+  op->completed = true;  // readable, EOF, an error, or cancelled at teardown: unfit in any case
+}
+
+bool IdleWatch::fired() const { return op_ && op_->completed; }
+
+void IdleWatch::stop() {
+  Op* op = std::exchange(op_, nullptr);
+  if (!op) return;
+  // Destroyed after its runtime (or on another thread): the slot went, or is not ours to touch.
+  if (Runtime::current_or_null() != rt_) return;
+  if (op->completed) {
+    rt_->free_op(op);
+    return;
+  }
+  op->owner = nullptr;  // the completion of the cancel frees the slot
+  rt_->driver().cancel(op);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Connect
 
 namespace {
@@ -256,7 +291,15 @@ void StreamListener::arm() {
   Runtime::current().driver().submit(op);
 }
 
-Task<Result<UniqueFd>> StreamListener::accept_fd() {
+namespace {
+void store_peer_of(int fd, SocketAddress* peer) {
+  *peer = SocketAddress();
+  *peer->size_ptr() = SocketAddress::capacity();
+  if (getpeername(fd, peer->data(), peer->size_ptr()) < 0) *peer = SocketAddress();
+}
+}  // namespace
+
+Task<Result<UniqueFd>> StreamListener::accept_fd(SocketAddress* peer) {
   Driver& driver = Runtime::current().driver();
   for (;;) {
     if (!q_ || !valid()) co_return errno_error(EBADF);
@@ -265,6 +308,7 @@ Task<Result<UniqueFd>> StreamListener::accept_fd() {
       if (!q_->fds.empty()) {
         int fd = q_->fds.front();
         q_->fds.pop_front();
+        if (peer) store_peer_of(fd, peer);
         co_return UniqueFd(fd);
       }
       if (q_->error) {
@@ -278,9 +322,12 @@ Task<Result<UniqueFd>> StreamListener::accept_fd() {
       }
     } else {
       Op* op = detail::new_op(OpCode::Accept, fd());
-      auto r = co_await IoAwaiter<detail::ExtractFd>(op);
-      if (r) co_return UniqueFd(*r);
-      err = r.error().value();
+      auto r = co_await IoAwaiter<detail::ExtractAccept>(op);
+      if (r.fd) {
+        if (peer) *peer = r.peer;
+        co_return UniqueFd(*r.fd);
+      }
+      err = r.fd.error().value();
     }
     switch (err) {
       case EMFILE:
@@ -313,6 +360,8 @@ Result<UniqueFd> StreamListener::bind_socket(const SocketAddress& addr, const Li
     if (opts.reuse_addr && setsockopt(fd->get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
       return Error::last();
     if (opts.reuse_port && setsockopt(fd->get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+      return Error::last();
+    if (opts.tcp_nodelay && setsockopt(fd->get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
       return Error::last();
   }
   if (::bind(fd->get(), addr.data(), addr.size()) < 0) return Error::last();

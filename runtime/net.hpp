@@ -66,6 +66,16 @@ struct ExtractVoid {
     return {};
   }
 };
+struct ExtractAccept {  // the accepted fd and the address the accept reported
+  struct Accepted {
+    Result<int> fd;
+    SocketAddress peer;
+  };
+  static Accepted get(Op* op) {
+    if (op->res < 0) return {errno_error(-op->res), {}};
+    return {op->res, SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&op->a().addr), op->a().addrlen)};
+  }
+};
 struct ExtractFd {
   static Result<int> get(Op* op) {
     if (op->res < 0) return errno_error(-op->res);
@@ -136,6 +146,39 @@ class StreamSocket : public Socket {
   Result<void> shutdown_write();
 };
 
+/// Watches an idle connection, without a task, for anything that makes it unfit to carry a
+/// new request: bytes nobody asked for, EOF, an error. The kernel reports it when it happens
+/// (a pending poll on io_uring, the fd's readiness edge on epoll), so checking costs no
+/// syscall. Precondition: the watch stops (destructor or stop()) before its socket closes and
+/// before anything else reads the socket; declare it after the socket it watches.
+class IdleWatch {
+ public:
+  IdleWatch() = default;
+  /// Starts watching `fd`.
+  explicit IdleWatch(int fd);
+  IdleWatch(IdleWatch&& o) noexcept : rt_(o.rt_), op_(std::exchange(o.op_, nullptr)) {}
+  IdleWatch& operator=(IdleWatch&& o) noexcept {
+    if (this != &o) {
+      stop();
+      rt_ = o.rt_;
+      op_ = std::exchange(o.op_, nullptr);
+    }
+    return *this;
+  }
+  IdleWatch(const IdleWatch&) = delete;
+  ~IdleWatch() { stop(); }
+
+  /// The socket became readable, reached EOF or failed since the watch started.
+  bool fired() const;
+  /// Stops watching; the slot is freed when the kernel lets go of it.
+  void stop();
+
+ private:
+  static void on_cqe(Op* op, int32_t res, uint32_t flags);
+  Runtime* rt_ = nullptr;  // the runtime the op belongs to (not owned)
+  Op* op_ = nullptr;       // the pending PollIn; owned by rt_, released by stop()
+};
+
 class TcpStream : public StreamSocket {
  public:
   using StreamSocket::StreamSocket;
@@ -154,6 +197,9 @@ struct ListenOptions {
   int backlog = 511;        // like nginx's default
   bool reuse_port = true;   // every worker binds its own socket
   bool reuse_addr = true;
+  /// TCP: set TCP_NODELAY on the listening socket. Linux copies it to every accepted socket,
+  /// which saves a setsockopt per connection.
+  bool tcp_nodelay = false;
 };
 
 /// A listening stream socket. On io_uring it keeps one multishot accept armed and queues the
@@ -167,7 +213,10 @@ class StreamListener : public Socket {
 
   /// Waits for the next connection. Running out of fds (EMFILE/ENFILE) pauses accepting for
   /// `kAcceptPause` and logs, instead of spinning; other transient errors are skipped.
-  Task<Result<UniqueFd>> accept_fd();
+  /// With `peer`, also stores the connection's address there: taken from the accept itself
+  /// where the driver has it (epoll, single-shot accept), else from getpeername (io_uring's
+  /// multishot accept shares one address buffer among all its completions).
+  Task<Result<UniqueFd>> accept_fd(SocketAddress* peer = nullptr);
   /// Stops accepting and closes the socket (queued connections are closed).
   void close_listener();
 

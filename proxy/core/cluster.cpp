@@ -1,7 +1,5 @@
 #include "proxy/core/cluster.hpp"
 
-#include <sys/socket.h>
-
 #include <cerrno>
 
 #include "proxy/balancer/hash_key.hpp"
@@ -67,11 +65,11 @@ std::optional<TcpStream> Cluster::take_idle(std::size_t i) {
     list.pop_back();
     --idle_total_;
     if (now - c.since >= cfg_.keepalive.idle_timeout) continue;  // closes it
-    // A peer that closed (or sent something unasked) shows as readable: such a connection
-    // must not carry a request. EAGAIN means it is quiet and open.
-    char probe;
-    ssize_t r = ::recv(c.stream.fd(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return std::move(c.stream);
+    // A backend that closed (or sent something unasked) made the connection readable while it
+    // idled: such a connection must not carry a request.
+    if (c.watch.fired()) continue;
+    c.watch.stop();
+    return std::move(c.stream);
   }
   return std::nullopt;
 }
@@ -94,7 +92,8 @@ void Cluster::release_to_pool(Upstream up) {
     list.erase(list.begin());
     --idle_total_;
   }
-  idle_[up.endpoint].push_back({std::move(up.stream), now});
+  IdleWatch watch(up.stream.fd());
+  idle_[up.endpoint].push_back({std::move(up.stream), now, std::move(watch)});
   ++idle_total_;
 }
 
@@ -117,7 +116,11 @@ Task<std::variant<Upstream, ConnectError>> Cluster::connect(PickContext ctx, Lis
       if (auto idle = take_idle(i)) co_return Upstream{std::move(*idle), i, std::move(lease), true};
     }
     auto stream = co_await TcpStream::connect(address(i), cfg_.timeouts.connect);
-    if (stream) co_return Upstream{std::move(*stream), i, std::move(lease)};
+    if (stream) {
+      // Once per connection, not per request: a pooled connection keeps the option.
+      (void)stream->set_nodelay(true);
+      co_return Upstream{std::move(*stream), i, std::move(lease)};
+    }
 
     int err = stream.error().value();
     std::string what = "connect " + address(i).to_string() + " for cluster " + cfg_.name + ": " +

@@ -88,8 +88,9 @@ class Cluster {
   struct IdleConnection {
     TcpStream stream;
     Clock::time_point since;
+    IdleWatch watch;  // after `stream`: stops before the socket closes
   };
-  /// An idle connection to endpoint `i` that still looks alive, if any (newest first).
+  /// An idle connection to endpoint `i` that is still quiet, if any (newest first).
   std::optional<TcpStream> take_idle(std::size_t i);
   std::vector<std::vector<IdleConnection>> idle_;  // per endpoint, oldest first
   std::size_t idle_total_ = 0;

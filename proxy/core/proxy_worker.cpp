@@ -36,6 +36,9 @@ Result<void> ProxyWorker::bind_slot(ListenerSlot& slot, const config::ListenerCo
     if (!l) return l.error();
     slot.socket = std::move(*l);
   } else {
+    // Responses and proxied messages go out as soon as they are written, as nginx's
+    // tcp_nodelay does; accepted sockets inherit the option from the listener.
+    opts.tcp_nodelay = true;
     auto l = TcpListener::bind(cfg.listen, opts);
     if (!l) return l.error();
     slot.socket = std::move(*l);
@@ -97,7 +100,8 @@ Task<std::string> ProxyWorker::apply(std::shared_ptr<const config::Config> cfg) 
 
 Task<void> ProxyWorker::accept_loop(ListenerSlot* slot) {
   for (;;) {
-    auto fd = co_await with_cancel(slot->socket.accept_fd(), &slot->stop);
+    SocketAddress peer;
+    auto fd = co_await with_cancel(slot->socket.accept_fd(&peer), &slot->stop);
     if (!fd) {
       if (!fd.error().is(ECANCELED))
         log_error("listener {}: accept on {}: {}; no longer accepting", slot->name, slot->address.to_string(),
@@ -120,7 +124,7 @@ Task<void> ProxyWorker::accept_loop(ListenerSlot* slot) {
     env.state = state_;
     env.listener = lc;
     env.stats = &slot->stats;
-    env.peer = client.peer_address().value_or(SocketAddress());
+    env.peer = peer;
     env.draining = &draining_;
     env.idle_close = &idle_close_;
     (void)spawn(run_session(std::move(client), std::move(env)));
@@ -177,6 +181,9 @@ Task<void> ProxyWorker::run() {
   co_await stopped_.wait();
   // stop_now(): give cancelled sessions the chance to unwind before the runtime goes away.
   if (sessions_ > 0) (void)co_await timeout(sessions_done_.wait(), std::chrono::seconds(2));
+  // Pooled upstream connections go with the clusters: close them on this thread while its
+  // runtime lives (sessions still holding the snapshot release it as the runtime ends).
+  state_.reset();
 }
 
 WorkerStats ProxyWorker::stats() const {

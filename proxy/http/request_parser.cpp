@@ -185,6 +185,7 @@ HttpRequestParser& HttpRequestParser::operator=(HttpRequestParser&&) noexcept = 
 
 HttpEvent HttpRequestParser::parse(std::span<const char> input) { return impl_->parse(input); }
 HttpEvent HttpRequestParser::finish() { return impl_->finish(); }
+bool HttpRequestParser::restart() { return impl_->restart(); }
 const RequestHead& HttpRequestParser::head() const { return impl_->head_; }
 const HeaderList& HttpRequestParser::trailers() const { return impl_->trailers(); }
 const HttpError& HttpRequestParser::error() const { return impl_->error(); }

@@ -43,6 +43,9 @@ class HttpRequestParser {
   HttpEvent parse(std::string_view input) { return parse(std::span<const char>(input)); }
   /// The client closed its side. kClosed between requests; kError (400) in the middle of one.
   HttpEvent finish();
+  /// After a request completed: ready for a new connection, as if new (also when that request
+  /// asked to close its connection), so the parser can be reused. False when mid-request.
+  bool restart();
 
   /// The current request's head; valid from kHeadComplete until parse() starts the next request.
   const RequestHead& head() const;

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <ctime>
@@ -39,45 +40,55 @@ void append_seconds(std::string& out, Duration d) {
   out.append(buf, static_cast<std::size_t>(n));
 }
 
-void append_quoted_field(std::string& out, std::string_view v) {
-  if (v.empty()) {
-    out += "\"-\"";
-    return;
+/// How one format writes a byte inside a quoted field: as is, after a backslash, or as a hex
+/// escape. Combined (nginx's escaping) and JSON differ only in the hex form and in DEL.
+struct EscapeTable {
+  enum Kind : uint8_t { kRaw, kBackslash, kHex };
+  std::array<Kind, 256> kind{};
+  const char* hex_format;  // for kHex bytes; takes the byte as unsigned
+
+  constexpr EscapeTable(const char* hex, bool escape_del) : hex_format(hex) {
+    for (std::size_t c = 0; c < 0x20; ++c) kind[c] = kHex;
+    if (escape_del) kind[0x7f] = kHex;
+    kind['"'] = kBackslash;
+    kind['\\'] = kBackslash;
   }
+};
+constexpr EscapeTable kCombinedEscapes("\\x%02X", /*escape_del=*/true);
+constexpr EscapeTable kJsonEscapes("\\u%04x", /*escape_del=*/false);
+
+void append_escaped(std::string& out, std::string_view v, const EscapeTable& table) {
   out += '"';
   for (char c : v) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02X", static_cast<unsigned char>(c));
-      out += buf;
-    } else {
-      out += c;
+    auto u = static_cast<unsigned char>(c);
+    switch (table.kind[u]) {
+      case EscapeTable::kRaw:
+        out += c;
+        break;
+      case EscapeTable::kBackslash:
+        out += '\\';
+        out += c;
+        break;
+      case EscapeTable::kHex: {
+        char buf[8];
+        int n = std::snprintf(buf, sizeof(buf), table.hex_format, static_cast<unsigned>(u));
+        out.append(buf, static_cast<std::size_t>(n));
+        break;
+      }
     }
   }
   out += '"';
 }
 
-void append_json_string(std::string& out, std::string_view v) {
-  out += '"';
-  for (char c : v) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned char>(c));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
+void append_quoted_field(std::string& out, std::string_view v) {
+  if (v.empty()) {
+    out += "\"-\"";
+    return;
   }
-  out += '"';
+  append_escaped(out, v, kCombinedEscapes);
 }
+
+void append_json_string(std::string& out, std::string_view v) { append_escaped(out, v, kJsonEscapes); }
 }  // namespace
 
 void set_access_log(std::shared_ptr<spdlog::logger> logger, config::AccessLogFormat format) {
@@ -157,6 +168,8 @@ std::string format_access(const AccessRecord& r, config::AccessLogFormat format)
   out += r.listener;
   return out;
 }
+
+bool access_log_enabled() { return g_logger_raw.load(std::memory_order_acquire) != nullptr; }
 
 void log_access(const AccessRecord& r) {
   spdlog::logger* logger = g_logger_raw.load(std::memory_order_acquire);

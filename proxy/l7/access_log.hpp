@@ -39,6 +39,8 @@ struct AccessRecord {
 
 /// Installs the logger exchanges go to (nullptr: access log off). Called by cmd/ at start-up.
 void set_access_log(std::shared_ptr<spdlog::logger> logger, config::AccessLogFormat format);
+/// Whether an access logger is installed: with it off, callers skip building records.
+bool access_log_enabled();
 /// Writes one record, if the access log is on.
 void log_access(const AccessRecord& r);
 /// Formats one record (used by log_access; exposed for tests).

@@ -72,6 +72,31 @@ class ParserCache {
   }
 };
 
+/// Ties the awaits of the current task to `source` while alive (null: to nothing), like
+/// with_cancel() but without its coroutine frame, which an idle connection would hold for as
+/// long as it idles. A scope nested in the task's current one, so the task's own link (the
+/// worker's kill switch) still applies. Lives in a coroutine frame across the await it guards.
+class ScopedCancel {
+ public:
+  explicit ScopedCancel(CancelSource* source) : source_(source) {
+    if (!source_) return;
+    if (source_->is_cancelled()) {
+      guard_.scope().fired = source_->reason();
+    } else if (guard_.scope().ctx) {
+      source_->attach(&guard_.scope());
+    }
+  }
+  ~ScopedCancel() {
+    if (source_ && guard_.scope().ctx && !source_->is_cancelled()) source_->detach(&guard_.scope());
+  }
+  ScopedCancel(const ScopedCancel&) = delete;
+  ScopedCancel& operator=(const ScopedCancel&) = delete;
+
+ private:
+  detail::ScopeGuard guard_;  // declared first: the scope exists before it is attached
+  CancelSource* source_;      // not owned; outlives this guard
+};
+
 /// How reading a request head ended.
 enum class HeadOutcome { kHead, kClosed, kRejected };
 
@@ -96,8 +121,11 @@ class HttpSession {
         kill_(kill),
         limits_{env_.listener->limits.max_request_line, env_.listener->limits.max_header_bytes} {}
   ~HttpSession() {
-    // Parsers of a connection that ends mid-message are dropped, not cached.
-    if (parser_ && clean_boundary_) ParserCache<HttpRequestParser>::give(std::move(parser_), limits_);
+    // Parsers of a connection that ends mid-message are dropped, not cached; one whose last
+    // request closed the connection is restarted and kept (a connection per request would
+    // otherwise build a parser every time).
+    if (parser_ && (clean_boundary_ || parser_->restart()))
+      ParserCache<HttpRequestParser>::give(std::move(parser_), limits_);
   }
 
   Task<void> run() {
@@ -119,17 +147,17 @@ class HttpSession {
 
   /// Reads the next chunk from the client (only when the current one is used up). false: EOF.
   Task<Result<bool>> read_client(Duration limit) {
-    auto r = co_await client_.read_pooled().with_timeout(limit);
-    if (!r) co_return r.error();
-    in_ = std::move(*r);
-    in_pos_ = 0;
-    co_return !in_.empty();
+    co_return take_input(co_await client_.read_pooled().with_timeout(limit));
   }
 
-  Task<Result<bool>> read_client_idle(Duration limit) {
-    if (env_.idle_close) co_return co_await with_cancel(read_client(limit), env_.idle_close);
-    co_return co_await read_client(limit);
+  /// Makes a completed client read the current chunk. false: EOF.
+  Result<bool> take_input(Result<Buffer> r) {
+    if (!r) return r.error();
+    in_ = std::move(*r);
+    in_pos_ = 0;
+    return !in_.empty();
   }
+
 
   /// Waits for and parses the next request head. Timeouts: the first request has
   /// timeouts.header from the connection's start; a keep-alive connection may idle for
@@ -147,12 +175,15 @@ class HttpSession {
         in_ = Buffer();  // an idle connection holds no read buffer
         if (!got_bytes && parser_) ParserCache<HttpRequestParser>::give(std::move(parser_), limits_);
         if (!got_bytes && !first && *env_.draining) co_return HeadOutcome::kClosed;
+        // One read, awaited here rather than in a helper coroutine: an idle keep-alive
+        // connection waits in this frame, and every frame level costs memory per connection.
+        const bool idle = !got_bytes && !first;
+        const Duration limit = idle ? t.idle : deadline - Clock::now();
         Result<bool> r = errno_error(ETIMEDOUT);
-        if (got_bytes || first) {
-          auto left = deadline - Clock::now();
-          if (left > Duration::zero()) r = co_await read_client(left);
-        } else {
-          r = co_await read_client_idle(t.idle);
+        if (limit > Duration::zero()) {
+          // Draining wakes a connection idling between requests, not one inside a request.
+          ScopedCancel drain(idle ? env_.idle_close : nullptr);
+          r = take_input(co_await client_.read_pooled().with_timeout(limit));
         }
         if (!r) {
           if (r.error().is(ETIMEDOUT) && got_bytes) {
@@ -214,13 +245,34 @@ class HttpSession {
     co_return Result<void>{};
   }
 
+  /// Writes all of the staging buffer within `limit` (a total deadline). The sends are awaited
+  /// here, each with the time left as its own deadline, rather than through write_all() under
+  /// timeout(): that costs two coroutine frames and a cancel scope on every flush.
   Task<Result<void>> flush_out(StreamSocket* to, Duration limit) {
     if (out_.empty()) co_return Result<void>{};
     if (to == &client_) client_written_ = true;
-    auto w = co_await timeout(to->write_all(std::move(out_)), limit);
-    out_ = std::move(w.buf);
+    const auto deadline = Clock::now() + limit;
+    Result<void> result;
+    for (std::size_t done = 0; done < out_.size();) {
+      const auto left = deadline - Clock::now();
+      if (left <= Duration::zero()) {
+        result = errno_error(ETIMEDOUT);
+        break;
+      }
+      auto [sent, back] = co_await to->write(std::move(out_), done).with_timeout(left);
+      out_ = std::move(back);
+      if (!sent) {
+        result = sent.error();
+        break;
+      }
+      if (*sent == 0) {
+        result = errno_error(EPIPE);
+        break;
+      }
+      done += *sent;
+    }
     out_.clear();
-    co_return w.result;
+    co_return result;
   }
 
   /// Answers the client with a proxy-generated error and ends the connection.
@@ -248,6 +300,7 @@ class HttpSession {
   }
 
   void access(int status, std::string_view cause, uint64_t bytes) {
+    if (!access_log_enabled()) return;  // building a record costs header lookups and formatting
     AccessRecord r;
     r.listener = env_.listener->name;
     r.client = &env_.peer;
@@ -313,12 +366,11 @@ class HttpSession {
       }
       Upstream up = std::move(std::get<Upstream>(got));
       upstream_addr_ = &cluster->address(up.endpoint);
-      (void)up.stream.set_nodelay(true);
 
       // The request head.
       head_out_.clear();
-      std::string client_ip = env_.peer.host_string();
-      RequestForwardContext fwd{client_ip, "http"};
+      if (client_ip_.empty()) client_ip_ = env_.peer.host_string();  // once per connection
+      RequestForwardContext fwd{client_ip_, "http"};
       serialize_request_head(req, route->request, fwd, head_out_);
       out_ = Buffer();
       auto w = co_await append_out(&up.stream, head_out_, cluster->config().timeouts.write);
@@ -654,6 +706,7 @@ class HttpSession {
   std::size_t in_pos_ = 0;  // bytes of in_ the parser has taken
   Buffer out_;              // staging for writes (client or upstream)
   std::string head_out_;    // serialized heads, reused
+  std::string client_ip_;   // the client's address as text, formatted on first use
   Clock::time_point request_start_;
   Clock::time_point upstream_start_;
   const SocketAddress* upstream_addr_ = nullptr;  // owned by the cluster config in env_.state

@@ -5,6 +5,7 @@
 #include "runtime/detail/epoll_driver.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -148,11 +149,19 @@ int EpollDriver::try_op(Op* op) {
                                 static_cast<unsigned>(op->flags) | SPLICE_F_NONBLOCK));
     case OpCode::Shutdown:
       return ::shutdown(op->fd, op->flags) < 0 ? -errno : 0;
+    case OpCode::PollIn: {
+      pollfd p{op->fd, POLLIN | POLLRDHUP, 0};
+      int r = ::poll(&p, 1, 0);
+      if (r < 0) return -errno;
+      return r == 0 ? -EAGAIN : p.revents;
+    }
   }
   return -EINVAL;
 }
 
-static bool is_stream_read(const Op* op) { return op->code == OpCode::Recv || op->code == OpCode::RecvPooled; }
+static bool is_stream_read(const Op* op) {
+  return op->code == OpCode::Recv || op->code == OpCode::RecvPooled || op->code == OpCode::PollIn;
+}
 
 bool EpollDriver::worth_trying(const Op* op) const {
   if (!is_stream_read(op)) return true;
@@ -165,7 +174,8 @@ void EpollDriver::note_read(const Op* op, int res, std::size_t asked) {
   auto fd = static_cast<std::size_t>(op->fd);
   if (fd >= fds_.size()) return;
   // EOF (0) and errors leave the flag set: the next read must see them again at once.
-  if (res == -EAGAIN || (res > 0 && static_cast<std::size_t>(res) < asked)) fds_[fd].maybe_readable = false;
+  bool short_read = op->code != OpCode::PollIn && res > 0 && static_cast<std::size_t>(res) < asked;
+  if (res == -EAGAIN || short_read) fds_[fd].maybe_readable = false;
 }
 
 bool EpollDriver::submit(Op* op) {

@@ -293,6 +293,9 @@ void IoUringDriver::prep(Op* op) {
     case OpCode::Shutdown:
       io_uring_prep_shutdown(sqe, op->fd, op->flags);
       break;
+    case OpCode::PollIn:
+      io_uring_prep_poll_add(sqe, op->fd, POLLIN | POLLRDHUP);
+      break;
   }
   io_uring_sqe_set_data(sqe, op);
   ++in_kernel_;
@@ -305,7 +308,9 @@ bool IoUringDriver::submit(Op* op) {
 }
 
 void IoUringDriver::track(Op* op) {
-  if (op->fd < 0) return;
+  // A PollIn's owner (IdleWatch) cancels it before the socket closes; counting it would make
+  // that close submit a second cancel, by fd, in a syscall of its own.
+  if (op->fd < 0 || op->code == OpCode::PollIn) return;
   auto fd = static_cast<std::size_t>(op->fd);
   if (fd >= fd_ops_.size()) fd_ops_.resize(fd + 64);
   ++fd_ops_[fd];

@@ -292,6 +292,33 @@ TEST(HttpRequestParser, BodylessRequestCompletesWithoutMoreInput) {
   EXPECT_EQ(ev.kind, HttpEvent::kNeedMore);
 }
 
+// A parser is reused across connections (lbd caches them per worker). After a request that
+// closes its connection, llhttp refuses more input; restart() makes it as good as new.
+TEST(HttpRequestParser, RestartAfterAClosingRequestParsesANewStream) {
+  HttpRequestParser p;
+  std::string_view closing = "GET /one HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+  std::string_view next = "POST /two HTTP/1.1\r\nHost: b\r\nContent-Length: 2\r\n\r\nhi";
+  EXPECT_FALSE(p.restart()) << "nothing parsed yet is not between messages";
+  ASSERT_EQ(p.parse(closing).kind, HttpEvent::kHeadComplete);
+  EXPECT_FALSE(p.head().keep_alive);
+  EXPECT_FALSE(p.restart()) << "mid-request";
+  ASSERT_EQ(p.parse(std::string_view()).kind, HttpEvent::kMessageComplete);
+  EXPECT_NE(p.parse(next).kind, HttpEvent::kHeadComplete) << "llhttp refuses data after a close";
+
+  HttpRequestParser q;
+  ASSERT_EQ(q.parse(closing).kind, HttpEvent::kHeadComplete);
+  ASSERT_EQ(q.parse(std::string_view()).kind, HttpEvent::kMessageComplete);
+  ASSERT_TRUE(q.restart());
+  HttpEvent ev = q.parse(next);
+  ASSERT_EQ(ev.kind, HttpEvent::kHeadComplete);
+  EXPECT_EQ(q.head().method, "POST");
+  EXPECT_EQ(q.head().target, "/two");
+  EXPECT_TRUE(q.head().keep_alive);
+  ev = q.parse(next.substr(ev.consumed));
+  ASSERT_EQ(ev.kind, HttpEvent::kBodyData);
+  EXPECT_EQ(std::string(ev.data.begin(), ev.data.end()), "hi");
+}
+
 TEST(HttpRequestParser, PipelinedRequestsComeOutInOrderOneAtATime) {
   const std::string first = "GET /one HTTP/1.1\r\nHost: a\r\n\r\n";
   const std::string second = "POST /two HTTP/1.1\r\nHost: b\r\nContent-Length: 5\r\n\r\n12345";

@@ -316,6 +316,17 @@ Task<void> addresses_case(std::string bind_text) {
   EXPECT_EQ(s_peer->to_string(), c_local->to_string());
   EXPECT_TRUE(*s_peer == *c_local);
   EXPECT_NE(c_local->port(), listen_addr->port());
+
+  // accept_fd can report the peer itself (from the accept on epoll, getpeername on io_uring).
+  auto client2 = co_await TcpStream::connect(*listen_addr);
+  CO_ASSERT_OK(client2);
+  SocketAddress peer;
+  auto fd2 = co_await listener->accept_fd(&peer);
+  CO_ASSERT_OK(fd2);
+  auto c2_local = client2->local_address();
+  CO_ASSERT_OK(c2_local);
+  EXPECT_EQ(peer.to_string(), c2_local->to_string());
+  EXPECT_TRUE(peer == *c2_local);
 }
 
 TEST_P(NetTest, PeerAndLocalAddressesIpv4) { run(addresses_case("127.0.0.1:0")); }
@@ -350,6 +361,27 @@ Task<void> nodelay_case() {
 }
 
 TEST_P(NetTest, SetNodelayTogglesTcpNodelay) { run(nodelay_case()); }
+
+/// ListenOptions::tcp_nodelay relies on accepted sockets inheriting TCP_NODELAY from the
+/// listener (lbd then sets no option per connection); without it they must not have it.
+Task<void> listener_nodelay_case(bool on) {
+  ListenOptions opts;
+  opts.tcp_nodelay = on;
+  auto l = TcpListener::bind(*SocketAddress::parse("127.0.0.1:0"), opts);
+  CO_ASSERT_OK(l);
+  auto addr = l->local_address();
+  CO_ASSERT_OK(addr);
+  auto client = co_await TcpStream::connect(*addr);
+  CO_ASSERT_OK(client);
+  auto accepted = co_await l->accept();
+  CO_ASSERT_OK(accepted);
+  EXPECT_EQ(sockopt_int(accepted->fd(), IPPROTO_TCP, TCP_NODELAY) != 0, on);
+}
+
+TEST_P(NetTest, AcceptedSocketsInheritTcpNodelayFromListener) {
+  run(listener_nodelay_case(true));
+  run(listener_nodelay_case(false));
+}
 
 TEST_P(NetTest, SocketsAreNonBlockingAndCloseOnExec) {
   auto pair = run(test::make_tcp_pair());

@@ -99,6 +99,13 @@ HttpEvent MessageParser::parse_body(std::span<const char> input) {
   return fail(map_llhttp_error(err), used);
 }
 
+bool MessageParser::restart() {
+  if (state_ != State::kAfterMessage) return false;
+  llhttp_reset(&parser_);  // keeps the settings, the data pointer and the (strict) lenient flags
+  stream_offset_ = 0;
+  return true;
+}
+
 HttpEvent MessageParser::finish() {
   const HttpError truncated =
       role_ == Role::kRequest

@@ -35,6 +35,9 @@ class MessageParser {
 
   HttpEvent parse(std::span<const char> input);
   HttpEvent finish();
+  /// Between messages (after kMessageComplete): makes the parser ready for a new stream, as
+  /// if new, even when the message ended its stream (Connection: close). False otherwise.
+  bool restart();
   const HttpError& error() const { return error_; }
   const HeaderList& trailers() const { return trailers_; }
 
