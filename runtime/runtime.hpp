@@ -610,10 +610,12 @@ class CancelLink {
 /// While alive, `source->cancel()` fails the current task's awaits (and nothing else of the
 /// task's): with_cancel() for a block of a coroutine, without its coroutine frame. Regions nest
 /// with timeout() and with_cancel() scopes; destroy them in reverse order of creation (a local
-/// in a coroutine body does that). Precondition: `source` outlives the region.
+/// in a coroutine body does that). A null `source` ties nothing. Precondition: `source`
+/// outlives the region and lives on this thread.
 class CancelRegion {
  public:
   explicit CancelRegion(CancelSource* source) : source_(source) {
+    if (!source_) return;
     if (source_->is_cancelled()) {
       guard_.scope().fired = source_->reason();
     } else if (guard_.scope().ctx) {
@@ -621,7 +623,7 @@ class CancelRegion {
     }
   }
   ~CancelRegion() {
-    if (guard_.scope().ctx && !source_->is_cancelled()) source_->detach(&guard_.scope());
+    if (source_ && guard_.scope().ctx && !source_->is_cancelled()) source_->detach(&guard_.scope());
   }
   CancelRegion(const CancelRegion&) = delete;
   CancelRegion& operator=(const CancelRegion&) = delete;
@@ -635,19 +637,7 @@ class CancelRegion {
 /// the await and lives on this thread.
 template <class A>
 Task<await_result_t<A>> with_cancel(A a, CancelSource* source) {
-  detail::ScopeGuard guard;
-  if (source->is_cancelled()) {
-    guard.scope().fired = source->reason();
-  } else if (guard.scope().ctx) {
-    source->attach(&guard.scope());
-  }
-  struct Detach {
-    CancelSource* src;
-    CancelScope* scope;
-    ~Detach() {
-      if (scope->ctx && !src->is_cancelled()) src->detach(scope);
-    }
-  } detach{source, &guard.scope()};
+  CancelRegion region(source);
   if constexpr (std::is_void_v<await_result_t<A>>) {
     co_await std::move(a);
   } else {

@@ -72,31 +72,6 @@ class ParserCache {
   }
 };
 
-/// Ties the awaits of the current task to `source` while alive (null: to nothing), like
-/// with_cancel() but without its coroutine frame, which an idle connection would hold for as
-/// long as it idles. A scope nested in the task's current one, so the task's own link (the
-/// worker's kill switch) still applies. Lives in a coroutine frame across the await it guards.
-class ScopedCancel {
- public:
-  explicit ScopedCancel(CancelSource* source) : source_(source) {
-    if (!source_) return;
-    if (source_->is_cancelled()) {
-      guard_.scope().fired = source_->reason();
-    } else if (guard_.scope().ctx) {
-      source_->attach(&guard_.scope());
-    }
-  }
-  ~ScopedCancel() {
-    if (source_ && guard_.scope().ctx && !source_->is_cancelled()) source_->detach(&guard_.scope());
-  }
-  ScopedCancel(const ScopedCancel&) = delete;
-  ScopedCancel& operator=(const ScopedCancel&) = delete;
-
- private:
-  detail::ScopeGuard guard_;  // declared first: the scope exists before it is attached
-  CancelSource* source_;      // not owned; outlives this guard
-};
-
 /// How reading a request head ended.
 enum class HeadOutcome { kHead, kClosed, kRejected };
 
@@ -182,7 +157,7 @@ class HttpSession {
         Result<bool> r = errno_error(ETIMEDOUT);
         if (limit > Duration::zero()) {
           // Draining wakes a connection idling between requests, not one inside a request.
-          ScopedCancel drain(idle ? env_.idle_close : nullptr);
+          CancelRegion drain(idle ? env_.idle_close : nullptr);  // no frame while idle
           r = take_input(co_await client_.read_pooled().with_timeout(limit));
         }
         if (!r) {

@@ -179,9 +179,9 @@ Task<void> run_tcp_session(TcpStream* client, const SessionEnv* env, CancelSourc
              env->peer.to_string(), err->detail);
     co_return;
   }
+  // Both sockets have TCP_NODELAY already: the client's from its listener, the upstream's from
+  // Cluster::connect.
   Upstream& up = std::get<Upstream>(connected);
-  (void)client->set_nodelay(true);
-  (void)up.stream.set_nodelay(true);
 
   // relay_both_ways, in this frame rather than one more per session.
   const config::Forwarding mode = env->listener->forwarding;

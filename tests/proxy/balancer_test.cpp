@@ -71,7 +71,10 @@ std::vector<int> count_picks_with_load(Balancer& balancer, std::vector<EndpointS
 
 std::string describe(const std::vector<int>& counts) {
   std::string out = "counts:";
-  for (int c : counts) out += " " + std::to_string(c);
+  for (int c : counts) {
+    out += ' ';  // appended piecewise: GCC 12 warns (-Wrestrict) on " " + std::to_string(c)
+    out += std::to_string(c);
+  }
   return out;
 }
 
