@@ -231,6 +231,11 @@ struct Keepalive {  // http upstream connection pool, per worker
   // upstream keepalive_timeout. It must stay below the backends' own keep-alive timeout, or a
   // backend may close a connection just as a request is sent on it: lower it for such backends.
   Duration idle_timeout = 60s;
+  // keepalive.burst_hold: a connection back from a request may stay idle beyond max_idle for
+  // this long, so a steady load above max_idle reuses its connections instead of closing and
+  // reopening one per request; after that the pool trims back to max_idle. 0s = a strict cap
+  // (nginx's keepalive).
+  Duration burst_hold = 1s;
   bool operator==(const Keepalive&) const = default;
 };
 

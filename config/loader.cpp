@@ -647,6 +647,7 @@ void Loader::parse_keepalive(const Field& f, Keepalive& keepalive) {
     assign(keepalive.max_idle, detail::read_int(errors_, *v, 0, detail::kNoUpperBound));
   if (auto v = m.get("idle_timeout"))
     assign(keepalive.idle_timeout, detail::read_positive_duration(errors_, *v));
+  if (auto v = m.get("burst_hold")) assign(keepalive.burst_hold, detail::read_duration(errors_, *v));
   m.finish();
 }
 

@@ -74,6 +74,20 @@ std::optional<TcpStream> Cluster::take_idle(std::size_t i) {
   return std::nullopt;
 }
 
+Cluster::~Cluster() { *self_ = nullptr; }
+
+void Cluster::trim_idle(Clock::time_point idle_since, std::size_t keep) {
+  while (idle_total_ > keep) {
+    std::vector<IdleConnection>* oldest = nullptr;
+    for (auto& list : idle_) {
+      if (!list.empty() && (!oldest || list.front().since < oldest->front().since)) oldest = &list;
+    }
+    if (!oldest || oldest->front().since > idle_since) return;
+    oldest->erase(oldest->begin());  // closes it
+    --idle_total_;
+  }
+}
+
 void Cluster::release_to_pool(Upstream up) {
   up.lease.release();
   if (cfg_.keepalive.max_idle == 0) return;
@@ -85,16 +99,36 @@ void Cluster::release_to_pool(Upstream up) {
       --idle_total_;
     }
   }
-  if (idle_total_ >= cfg_.keepalive.max_idle) {
-    // Full: close the oldest idle connection of this endpoint to make room, or this one.
-    auto& list = idle_[up.endpoint];
-    if (list.empty()) return;
-    list.erase(list.begin());
-    --idle_total_;
+  const auto& ka = cfg_.keepalive;
+  if (idle_total_ >= ka.max_idle) {
+    // Full. Connections that have idled for burst_hold go first, oldest first. One that came
+    // back from a request more recently than that is kept: under a steady load above max_idle
+    // it is taken again within milliseconds, and closing it would only make the next request
+    // open a new one (nginx's keepalive churns like that; HAProxy keeps such connections with
+    // their sessions). So the pool grows past max_idle only with connections that were in use
+    // within the last burst_hold, and trim_later() takes it back down when the load goes.
+    trim_idle(now - ka.burst_hold, ka.max_idle - 1);  // burst_hold 0s: the oldest always goes
   }
   IdleWatch watch(up.stream.fd());
   idle_[up.endpoint].push_back({std::move(up.stream), now, std::move(watch)});
   ++idle_total_;
+  if (idle_total_ > ka.max_idle && !trim_scheduled_) {
+    trim_scheduled_ = true;
+    (void)spawn(trim_later(self_, ka.burst_hold));
+  }
+}
+
+Task<void> Cluster::trim_later(std::shared_ptr<Cluster*> self, Duration hold) {
+  for (;;) {
+    co_await sleep_for(hold);
+    Cluster* c = *self;
+    if (!c) co_return;  // the snapshot it belonged to is gone, and its pool with it
+    c->trim_idle(Clock::now() - hold, c->cfg_.keepalive.max_idle);
+    if (c->idle_total_ <= c->cfg_.keepalive.max_idle) {
+      c->trim_scheduled_ = false;
+      co_return;
+    }
+  }
 }
 
 Task<std::variant<Upstream, ConnectError>> Cluster::connect(PickContext ctx, ListenerStats* stats, bool use_pool) {

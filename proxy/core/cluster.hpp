@@ -56,6 +56,7 @@ class Cluster {
  public:
   Cluster(const config::ClusterConfig& cfg, uint64_t seed);
   Cluster(const Cluster&) = delete;
+  ~Cluster();
 
   const config::ClusterConfig& config() const { return cfg_; }
   const std::string& name() const { return cfg_.name; }
@@ -72,8 +73,10 @@ class Cluster {
   /// `use_pool`, an idle keep-alive connection to the picked endpoint is used when there is one.
   Task<std::variant<Upstream, ConnectError>> connect(PickContext ctx, ListenerStats* stats, bool use_pool = false);
 
-  /// Returns a connection after a complete, clean exchange: it joins the keep-alive pool when
-  /// there is room (keepalive.max_idle), else it is closed.
+  /// Returns a connection after a complete, clean exchange: it joins the keep-alive pool.
+  /// Beyond keepalive.max_idle idle connections, the ones idle for longer than
+  /// keepalive.burst_hold are closed (oldest first); the pool grows past max_idle only with
+  /// connections that were in use within the last burst_hold (with 0s: a strict cap).
   void release_to_pool(Upstream up);
   std::size_t idle_count() const { return idle_total_; }
 
@@ -92,6 +95,14 @@ class Cluster {
   };
   /// An idle connection to endpoint `i` that is still quiet, if any (newest first).
   std::optional<TcpStream> take_idle(std::size_t i);
+  /// Closes idle connections that have idled since before `idle_since`, oldest first, until
+  /// `keep` are left.
+  void trim_idle(Clock::time_point idle_since, std::size_t keep);
+  /// While the pool holds more than max_idle, trims it every `hold`, also when no request
+  /// comes to do it. `self` says whether the cluster still exists.
+  static Task<void> trim_later(std::shared_ptr<Cluster*> self, Duration hold);
+  std::shared_ptr<Cluster*> self_ = std::make_shared<Cluster*>(this);  // nulled by ~Cluster
+  bool trim_scheduled_ = false;  // a trim_later() task is running
   std::vector<std::vector<IdleConnection>> idle_;  // per endpoint, oldest first
   std::size_t idle_total_ = 0;
 };

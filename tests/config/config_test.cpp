@@ -84,7 +84,7 @@ clusters:
       - { address: 10.0.0.11:8080, weight: 3 }
       - { address: 10.0.0.12:8080 }
     timeouts: { connect: 1s, read: 30s, idle: 60s }
-    keepalive: { max_idle: 64, idle_timeout: 30s }
+    keepalive: { max_idle: 64, idle_timeout: 30s, burst_hold: 250ms }
     max_connections: 1024
     retries: 1
     health_check: { type: http, path: /healthz, interval: 2s, timeout: 1s, rise: 2, fall: 3 }
@@ -158,6 +158,7 @@ TEST(DesignSketch, CompletedLoadsEveryValue) {
   EXPECT_EQ(w.timeouts.idle, 60s);
   EXPECT_EQ(w.keepalive.max_idle, 64u);
   EXPECT_EQ(w.keepalive.idle_timeout, 30s);
+  EXPECT_EQ(w.keepalive.burst_hold, 250ms);
   EXPECT_EQ(w.max_connections, 1024u);
   EXPECT_EQ(w.retries, 1u);
   ASSERT_TRUE(w.health_check.has_value());
@@ -223,6 +224,7 @@ clusters:
   EXPECT_EQ(w.timeouts.idle, 10min);
   EXPECT_EQ(w.keepalive.max_idle, 32u);
   EXPECT_EQ(w.keepalive.idle_timeout, 60s);
+  EXPECT_EQ(w.keepalive.burst_hold, 1s);
   EXPECT_EQ(w.max_connections, 0u);
   EXPECT_EQ(w.retries, 1u);
   ASSERT_TRUE(w.health_check.has_value());  // present but empty: all check defaults

@@ -50,6 +50,83 @@ TEST_P(HttpKeepalive, SequentialClientConnectionsSharePooledUpstreamConnections)
   EXPECT_LE(backend.accepted(), kWorkers);
 }
 
+// A load of more concurrent requests than keepalive.max_idle: a backend that answers a round
+// only once all its requests have arrived makes lbd hold kConcurrent upstream connections at
+// once, round after round.
+class ConcurrentRounds {
+ public:
+  static constexpr int kConcurrent = 4;
+  ConcurrentRounds()
+      : backend_([this](const BackendExchange& ex, const HttpMessage& req) {
+          int n = ++arrived_;
+          int round = (n - 1) / kConcurrent;
+          if (round < kRounds && n == (round + 1) * kConcurrent) round_full_[round].open();
+          if (round < kRounds) round_full_[round].wait(10000ms);
+          ex.send(http_response(200, "ok " + req.target));
+          return true;
+        }) {}
+  HttpBackend& backend() { return backend_; }
+
+  /// One request on each client connection at once; true when all were answered 200.
+  static bool round(std::vector<Fd>& clients, int index) {
+    for (std::size_t i = 0; i < clients.size(); ++i) {
+      std::string path = "/r" + std::to_string(index) + "/" + std::to_string(i);
+      if (!send_all(clients[i].get(), http_get(path, "a"))) return false;
+    }
+    for (auto& c : clients) {
+      HttpReader r(c.get());
+      HttpMessage resp = r.read_final_response();
+      if (resp.status != 200) {
+        ADD_FAILURE() << resp.summary();
+        return false;
+      }
+    }
+    return true;
+  }
+
+ private:
+  static constexpr int kRounds = 2;
+  std::atomic<int> arrived_{0};
+  Gate round_full_[kRounds];
+  HttpBackend backend_;
+};
+
+TEST_P(HttpKeepalive, ConcurrencyAboveMaxIdleReusesItsConnectionsWithinBurstHold) {
+  ConcurrentRounds load;
+  ASSERT_EQ(start_simple({&load.backend()}, "", "    keepalive: { max_idle: 1, burst_hold: 30s }\n"), "");
+  std::vector<Fd> clients;
+  for (int i = 0; i < ConcurrentRounds::kConcurrent; ++i) clients.push_back(client());
+  ASSERT_TRUE(ConcurrentRounds::round(clients, 0));
+  EXPECT_EQ(load.backend().accepted(), ConcurrentRounds::kConcurrent);
+  // The second round finds all four connections pooled (a strict cap of 1 would have closed
+  // three and opened three new ones), and nothing was closed in between.
+  ASSERT_TRUE(ConcurrentRounds::round(clients, 1));
+  EXPECT_EQ(load.backend().accepted(), ConcurrentRounds::kConcurrent);
+  EXPECT_EQ(load.backend().active(), ConcurrentRounds::kConcurrent);
+}
+
+TEST_P(HttpKeepalive, PoolTrimsBackToMaxIdleAfterBurstHoldWithoutFurtherRequests) {
+  ConcurrentRounds load;
+  ASSERT_EQ(start_simple({&load.backend()}, "", "    keepalive: { max_idle: 1, burst_hold: 100ms }\n"), "");
+  std::vector<Fd> clients;
+  for (int i = 0; i < ConcurrentRounds::kConcurrent; ++i) clients.push_back(client());
+  ASSERT_TRUE(ConcurrentRounds::round(clients, 0));
+  // No more requests: lbd closes the three connections beyond max_idle on its own.
+  EXPECT_TRUE(wait_until([&] { return load.backend().active() == 1; }, 10000ms, 5ms))
+      << load.backend().active() << " upstream connections still open";
+}
+
+TEST_P(HttpKeepalive, StrictCapWithZeroBurstHoldClosesConnectionsBeyondMaxIdle) {
+  ConcurrentRounds load;
+  ASSERT_EQ(start_simple({&load.backend()}, "", "    keepalive: { max_idle: 1, burst_hold: 0s }\n"), "");
+  std::vector<Fd> clients;
+  for (int i = 0; i < ConcurrentRounds::kConcurrent; ++i) clients.push_back(client());
+  ASSERT_TRUE(ConcurrentRounds::round(clients, 0));
+  EXPECT_TRUE(wait_until([&] { return load.backend().active() == 1; }, 10000ms, 5ms));
+  ASSERT_TRUE(ConcurrentRounds::round(clients, 1));
+  EXPECT_EQ(load.backend().accepted(), 2 * ConcurrentRounds::kConcurrent - 1);  // one was reused
+}
+
 TEST_P(HttpKeepalive, PooledConnectionClosedByTheBackendWhileIdleIsNotUsed) {
   HttpBackend backend([](const BackendExchange& ex, const HttpMessage& req) {
     ex.send(http_response(200, "ok " + req.method + " " + req.target));
