@@ -76,12 +76,17 @@ std::optional<TcpStream> Cluster::take_idle(std::size_t i) {
 
 Cluster::~Cluster() { *self_ = nullptr; }
 
+std::vector<Cluster::IdleConnection>* Cluster::oldest_idle() {
+  std::vector<IdleConnection>* oldest = nullptr;
+  for (auto& list : idle_) {
+    if (!list.empty() && (!oldest || list.front().since < oldest->front().since)) oldest = &list;
+  }
+  return oldest;
+}
+
 void Cluster::trim_idle(Clock::time_point idle_since, std::size_t keep) {
   while (idle_total_ > keep) {
-    std::vector<IdleConnection>* oldest = nullptr;
-    for (auto& list : idle_) {
-      if (!list.empty() && (!oldest || list.front().since < oldest->front().since)) oldest = &list;
-    }
+    std::vector<IdleConnection>* oldest = oldest_idle();
     if (!oldest || oldest->front().since > idle_since) return;
     oldest->erase(oldest->begin());  // closes it
     --idle_total_;
@@ -92,14 +97,8 @@ void Cluster::release_to_pool(Upstream up) {
   up.lease.release();
   if (cfg_.keepalive.max_idle == 0) return;
   auto now = Clock::now();
-  // Drop what has expired, oldest first, so the pool does not hold dead sockets for long.
-  for (auto& list : idle_) {
-    while (!list.empty() && now - list.front().since >= cfg_.keepalive.idle_timeout) {
-      list.erase(list.begin());
-      --idle_total_;
-    }
-  }
   const auto& ka = cfg_.keepalive;
+  trim_idle(now - ka.idle_timeout, 0);  // what has expired
   if (idle_total_ >= ka.max_idle) {
     // Full. Connections that have idled for burst_hold go first, oldest first. One that came
     // back from a request more recently than that is kept: under a steady load above max_idle
@@ -115,6 +114,22 @@ void Cluster::release_to_pool(Upstream up) {
   if (idle_total_ > ka.max_idle && !trim_scheduled_) {
     trim_scheduled_ = true;
     (void)spawn(trim_later(self_, ka.burst_hold));
+  }
+  if (!expiry_scheduled_) {
+    expiry_scheduled_ = true;
+    (void)spawn(expire_later(self_));
+  }
+}
+
+Task<void> Cluster::expire_later(std::shared_ptr<Cluster*> self) {
+  for (Cluster* c = *self; c; c = *self) {
+    const std::vector<IdleConnection>* oldest = c->oldest_idle();
+    if (!oldest) {
+      c->expiry_scheduled_ = false;
+      co_return;
+    }
+    co_await sleep_until(oldest->front().since + c->cfg_.keepalive.idle_timeout);
+    if (Cluster* now_c = *self) now_c->trim_idle(Clock::now() - now_c->cfg_.keepalive.idle_timeout, 0);
   }
 }
 

@@ -101,8 +101,14 @@ class Cluster {
   /// While the pool holds more than max_idle, trims it every `hold`, also when no request
   /// comes to do it. `self` says whether the cluster still exists.
   static Task<void> trim_later(std::shared_ptr<Cluster*> self, Duration hold);
+  /// While the pool is not empty, closes each idle connection when its keepalive.idle_timeout
+  /// passes, also when no request comes to do it.
+  static Task<void> expire_later(std::shared_ptr<Cluster*> self);
+  /// The endpoint list whose first (oldest) idle connection is the oldest of all; null if none.
+  std::vector<IdleConnection>* oldest_idle();
   std::shared_ptr<Cluster*> self_ = std::make_shared<Cluster*>(this);  // nulled by ~Cluster
-  bool trim_scheduled_ = false;  // a trim_later() task is running
+  bool trim_scheduled_ = false;    // a trim_later() task is running
+  bool expiry_scheduled_ = false;  // an expire_later() task is running
   std::vector<std::vector<IdleConnection>> idle_;  // per endpoint, oldest first
   std::size_t idle_total_ = 0;
 };

@@ -127,6 +127,18 @@ TEST_P(HttpKeepalive, StrictCapWithZeroBurstHoldClosesConnectionsBeyondMaxIdle) 
   EXPECT_EQ(load.backend().accepted(), 2 * ConcurrentRounds::kConcurrent - 1);  // one was reused
 }
 
+// keepalive.idle_timeout closes a pooled connection when it passes, not only when the pool is
+// next used: a backend does not see lbd hold its connections past the promised time.
+TEST_P(HttpKeepalive, PooledConnectionIsClosedWhenIdleTimeoutPassesWithoutFurtherRequests) {
+  HttpBackend backend(respond_ok());
+  ASSERT_EQ(start_simple({&backend}, "", "    keepalive: { idle_timeout: 200ms }\n"), "");
+  HttpMessage resp = roundtrip(http_get("/once", "a"));
+  ASSERT_EQ(resp.status, 200) << resp.summary();
+  ASSERT_EQ(backend.accepted(), 1);
+  EXPECT_TRUE(wait_until([&] { return backend.active() == 0; }, 10000ms, 5ms))
+      << "the pooled upstream connection is still open";
+}
+
 TEST_P(HttpKeepalive, PooledConnectionClosedByTheBackendWhileIdleIsNotUsed) {
   HttpBackend backend([](const BackendExchange& ex, const HttpMessage& req) {
     ex.send(http_response(200, "ok " + req.method + " " + req.target));
