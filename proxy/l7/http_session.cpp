@@ -133,7 +133,6 @@ class HttpSession {
     return !in_.empty();
   }
 
-
   /// Waits for and parses the next request head. Timeouts: the first request has
   /// timeouts.header from the connection's start; a keep-alive connection may idle for
   /// timeouts.idle, and once a request's first byte arrived its head must be complete within

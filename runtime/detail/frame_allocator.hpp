@@ -23,7 +23,8 @@ class FrameCache {
   /// The class of a block of `total` bytes (header included); 0 when it is not cached.
   static constexpr std::size_t class_of(std::size_t total) {
     if (total <= kSmallLimit) return (total + kSmallGranule - 1) / kSmallGranule;
-    if (total <= kLargeLimit) return kSmallLimit / kSmallGranule + (total - kSmallLimit + kLargeGranule - 1) / kLargeGranule;
+    if (total <= kLargeLimit)
+      return kSmallLimit / kSmallGranule + (total - kSmallLimit + kLargeGranule - 1) / kLargeGranule;
     return 0;
   }
   static constexpr std::size_t class_bytes(std::size_t cls) {
