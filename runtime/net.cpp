@@ -73,16 +73,61 @@ IoAwaiter<detail::ExtractWrite> StreamSocket::write(Buffer buf, std::size_t offs
   return IoAwaiter<detail::ExtractWrite>(op);
 }
 
-Task<BufWriteResult> StreamSocket::write_all(Buffer buf) {
-  std::size_t done = 0;
-  while (done < buf.size()) {
-    auto [res, back] = co_await write(std::move(buf), done);
-    buf = std::move(back);
-    if (!res) co_return BufWriteResult{res.error(), std::move(buf)};
-    if (*res == 0) co_return BufWriteResult{errno_error(EPIPE), std::move(buf)};
-    done += *res;
+WriteAllAwaiter StreamSocket::write_all(Buffer buf) {
+  Op* op = detail::new_op(OpCode::Send, fd());
+  op->buf = std::move(buf);
+  return WriteAllAwaiter(op);
+}
+
+// ---------------------------------------------------------------------------------------------
+// WriteAllAwaiter
+
+WriteAllAwaiter::WriteAllAwaiter(Op* op) : OpAwaiter(op) { op->on_cqe = &WriteAllAwaiter::on_cqe; }
+
+bool WriteAllAwaiter::advance(Op* op) {
+  if (op->res <= 0) return false;
+  op->offset += static_cast<std::size_t>(op->res);
+  return op->offset < op->buf.size();
+}
+
+bool WriteAllAwaiter::await_suspend(std::coroutine_handle<> h) {
+  // Sends that complete at once (the usual case) loop here; the first that has to wait
+  // suspends the task, and its completion carries on in on_cqe().
+  while (!OpAwaiter::await_suspend(h)) {
+    if (!advance(op_)) return false;
+    op_->completed = false;
   }
-  co_return BufWriteResult{Result<void>{}, std::move(buf)};
+  return true;
+}
+
+void WriteAllAwaiter::on_cqe(Op* op, int32_t res, uint32_t /*cqe_flags*/) {
+  Runtime& rt = Runtime::current();
+  if (op->detached) {  // the awaiter is gone; this was its cancelled send's last word
+    rt.free_op(op);
+    return;
+  }
+  op->res = res;
+  for (;;) {
+    if (op->cancel_requested) {
+      // Stopped part-way: report why, even if this send itself got some bytes out.
+      if (op->res > 0) op->offset += static_cast<std::size_t>(op->res);
+      if (op->res == -ECANCELED || op->res == -EINTR || (op->res >= 0 && op->offset < op->buf.size()))
+        op->res = -op->cancel_reason;
+      break;
+    }
+    if (!advance(op)) break;
+    op->res = 0;
+    if (!rt.driver().submit(op)) return;  // waits again; on_cqe runs once more
+  }
+  op->completed = true;
+  rt.schedule(op->waiter, op->ctx);
+}
+
+BufWriteResult WriteAllAwaiter::await_resume() {
+  Op* op = finish();
+  if (op->res < 0) return {errno_error(-op->res), std::move(op->buf)};
+  if (op->offset < op->buf.size()) return {errno_error(EPIPE), std::move(op->buf)};
+  return {Result<void>{}, std::move(op->buf)};
 }
 
 IoAwaiter<detail::ExtractSize> StreamSocket::splice(int in, int out, uint32_t len, bool wait_on_out) {

@@ -95,6 +95,24 @@ struct ExtractDatagram {
 Op* new_op(OpCode code, int fd);
 }  // namespace detail
 
+/// StreamSocket::write_all(): sends buf[0..size) as one operation. A short send is followed by
+/// the next from the completion itself, so the task resumes once, when everything is written
+/// or the write failed, and no coroutine frame is made. Cancelled or timed out part-way, it
+/// fails with that reason even if some bytes went out.
+class WriteAllAwaiter : public OpAwaiter {
+ public:
+  explicit WriteAllAwaiter(Op* op);
+  /// An empty buffer is written at once, without a syscall.
+  bool await_ready() const noexcept { return op_->buf.size() == 0; }
+  bool await_suspend(std::coroutine_handle<> h);
+  BufWriteResult await_resume();
+
+ private:
+  /// Takes a send's result in; true when bytes are left and the send goes on.
+  static bool advance(Op* op);
+  static void on_cqe(Op* op, int32_t res, uint32_t cqe_flags);
+};
+
 /// Owns a socket fd. Closing tells the driver first, so nothing waits on a dead fd.
 class Socket {
  public:
@@ -137,8 +155,8 @@ class StreamSocket : public Socket {
   IoAwaiter<detail::ExtractPooled> read_pooled(Duration limit);
   /// One send of buf[offset..size): may write less.
   IoAwaiter<detail::ExtractWrite> write(Buffer buf, std::size_t offset = 0);
-  /// Writes all of buf[0..size), looping over short writes.
-  Task<BufWriteResult> write_all(Buffer buf);
+  /// Writes all of buf[0..size), looping over short writes. EPIPE if a send writes nothing.
+  WriteAllAwaiter write_all(Buffer buf);
   /// Moves up to `len` bytes from `in` to `out` with splice(2) (one of them must be a pipe).
   /// `wait_on_out`: the socket side is `out` (wait for it to be writable).
   static IoAwaiter<detail::ExtractSize> splice(int in, int out, uint32_t len, bool wait_on_out);

@@ -61,18 +61,24 @@ class [[nodiscard]] Result {
 template <>
 class [[nodiscard]] Result<void> {
  public:
+  // A success holds no error_code: building one calls into libstdc++ (system_category()),
+  // which every successful write would pay for.
   Result() = default;
-  Result(Error e) : err_(e), ok_(false) {}  // NOLINT
+  Result(Error e) : v_(std::in_place_index<1>, e) {}  // NOLINT
 
-  bool has_value() const { return ok_; }
-  explicit operator bool() const { return ok_; }
+  bool has_value() const { return v_.index() == 0; }
+  explicit operator bool() const { return has_value(); }
   void value() const {}
-  const Error& error() const { return err_; }
-  int errno_value() const { return ok_ ? 0 : err_.value(); }
+  /// The error; a zero Error when this holds success.
+  const Error& error() const {
+    if (const Error* e = std::get_if<1>(&v_)) return *e;
+    static const Error kNone;
+    return kNone;
+  }
+  int errno_value() const { return has_value() ? 0 : error().value(); }
 
  private:
-  Error err_{};
-  bool ok_ = true;
+  std::variant<std::monostate, Error> v_;
 };
 
 /// Builds a Result error from an errno value: `return errno_error(EINVAL);`

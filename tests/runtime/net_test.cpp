@@ -412,6 +412,111 @@ Task<void> write_to_closed_peer() {
 
 TEST_P(NetTest, WriteToClosedPeerFailsWithoutSigpipe) { run(write_to_closed_peer()); }
 
+// Fixed small socket buffers (no autotuning), so a few MiB take many sends to get through.
+void small_buffers(TcpStream& writer, TcpStream& reader) {
+  EXPECT_TRUE(writer.set_option(SOL_SOCKET, SO_SNDBUF, 64 * 1024));
+  EXPECT_TRUE(reader.set_option(SOL_SOCKET, SO_RCVBUF, 64 * 1024));
+}
+
+struct WriteOutcome {
+  Result<void> result;
+  std::size_t returned_size = 0;
+};
+
+Task<WriteOutcome> write_all_of(TcpStream* s, std::string data) {
+  auto [w, b] = co_await s->write_all(Buffer::copy_of(data));
+  co_return WriteOutcome{w, b.size()};
+}
+
+/// Reads until EOF, or only until `limit` bytes when that is set.
+Task<std::string> read_until_eof(TcpStream* s, std::size_t limit = 0) {
+  std::string got;
+  Buffer buf(4096);
+  for (;;) {
+    buf.clear();
+    auto [r, b] = co_await s->read(std::move(buf));
+    buf = std::move(b);
+    if (!r || *r == 0) break;
+    got.append(buf.view());
+    if (limit && got.size() >= limit) break;
+  }
+  co_return got;
+}
+
+// 4 MiB through 64 KiB socket buffers: write_all goes on after every short send until the last
+// byte is out, and the reader gets every byte in order.
+Task<void> write_all_many_sends() {
+  auto pair = co_await test::make_tcp_pair();
+  CO_ASSERT_OK(pair);
+  small_buffers(pair->client, pair->server);
+  std::string payload = test::random_bytes(4 * 1024 * 1024, 11);
+  auto writer = spawn(write_all_of(&pair->client, payload));
+  auto reader = spawn(read_until_eof(&pair->server, payload.size()));
+  WriteOutcome w = co_await writer;
+  CO_ASSERT_OK(w.result);
+  EXPECT_EQ(w.returned_size, payload.size());  // the buffer comes back whole
+  std::string got = co_await reader;
+  EXPECT_TRUE(got == payload) << "got " << got.size() << " of " << payload.size() << " bytes";
+}
+
+TEST_P(NetTest, WriteAllLargerThanSocketBuffersArrivesWhole) { run(write_all_many_sends()); }
+
+// An empty buffer is written at once: success, and the buffer comes back.
+Task<void> write_all_empty() {
+  auto pair = co_await test::make_tcp_pair();
+  CO_ASSERT_OK(pair);
+  Buffer empty(128);
+  auto [w, b] = co_await pair->client.write_all(std::move(empty));
+  CO_ASSERT_OK(w);
+  EXPECT_EQ(b.capacity(), 128u);
+  EXPECT_EQ(b.size(), 0u);
+  // Nothing was sent: the peer sees EOF first.
+  CO_ASSERT_OK(pair->client.shutdown_write());
+  std::string got = co_await read_until_eof(&pair->server);
+  EXPECT_EQ(got, "");
+}
+
+TEST_P(NetTest, WriteAllOfEmptyBufferSucceedsAndSendsNothing) { run(write_all_empty()); }
+
+// The reader takes 256 KiB of a 4 MiB write_all, then closes with unread bytes (an RST): the
+// writer, parked on a full socket buffer, fails with EPIPE or ECONNRESET instead of waiting.
+Task<void> write_all_peer_closes_midway() {
+  auto pair = co_await test::make_tcp_pair();
+  CO_ASSERT_OK(pair);
+  small_buffers(pair->client, pair->server);
+  auto writer = spawn(write_all_of(&pair->client, std::string(4 * 1024 * 1024, 'm')));
+  std::string got = co_await read_until_eof(&pair->server, 256 * 1024);
+  EXPECT_GE(got.size(), 256u * 1024);
+  pair->server.close();
+  WriteOutcome w = co_await writer;
+  CO_ASSERT_TRUE(!w.result);
+  EXPECT_TRUE(w.result.error().is(EPIPE) || w.result.error().is(ECONNRESET)) << w.result.error().message();
+  EXPECT_EQ(w.returned_size, 4u * 1024 * 1024);
+}
+
+TEST_P(NetTest, WriteAllFailsWhenPeerClosesMidway) { run(write_all_peer_closes_midway()); }
+
+// A write_all parked on a full socket buffer is cancelled with its task: ECANCELED, the buffer
+// comes back, and no op slot is left behind.
+Task<void> write_all_cancelled() {
+  auto pair = co_await test::make_tcp_pair();
+  CO_ASSERT_OK(pair);
+  small_buffers(pair->client, pair->server);
+  auto writer = spawn(write_all_of(&pair->client, std::string(4 * 1024 * 1024, 'c')));
+  // The writer runs on the next turn, fills the socket buffers and parks; this task runs after it.
+  co_await yield_now();
+  EXPECT_FALSE(writer.is_finished());
+  writer.cancel();
+  WriteOutcome w = co_await writer;
+  CO_ASSERT_TRUE(!w.result);
+  EXPECT_TRUE(w.result.error().is(ECANCELED)) << w.result.error().message();
+  EXPECT_EQ(w.returned_size, 4u * 1024 * 1024);
+  bool settled = co_await test::settle_ops();
+  EXPECT_TRUE(settled) << Runtime::current().ops_in_flight() << " op slots still in use";
+}
+
+TEST_P(NetTest, WriteAllCancelledWhileParkedFailsWithEcanceled) { run(write_all_cancelled()); }
+
 // --- Unix stream -------------------------------------------------------------------------------
 
 class TempDir {
