@@ -206,14 +206,22 @@ run_one() {
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }  # value of key $1 in each line of stdin
 median() { sort -g | awk '{v[NR]=$1} END {if (NR == 0) print "nan"; else if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 med_of() { grep "^$1 $2 " "$results" | field "$3" | median; }
+# Median over rounds of server $2's CPU/msg divided by Asio's in the same round: the servers of
+# a round run back to back, so on a machine whose speed drifts this pairs like with like.
+paired_ratio() {
+  awk -v wl="$1" -v s="$2" '$1 == wl && ($2 == s || $2 == "asio") {
+      for (i = 4; i <= NF; ++i) if (split($i, kv, "=") == 2 && kv[1] == "server_cpu_us_per_msg") v[$2, $3] = kv[2]
+      rounds[$3] = 1
+    } END { for (r in rounds) if (v[s, r] > 0 && v["asio", r] > 0) print v[s, r] / v["asio", r] }' "$results" | median
+}
 
 report() {
   echo
   echo "### Echo ping-pong: median of $ROUNDS rounds, ${DURATION}s each (server on CPU $SERVER_CPU, load generator on CPU $LOADGEN_CPU)"
   echo
-  echo "| workload | server | msgs/s | server CPU µs/msg | CPU/msg vs Asio | server CPU util | p99 µs | target | met |"
-  echo "|---|---|---:|---:|---:|---:|---:|---|---|"
-  local w wl name rate cpu asio_cpu ratio util p99 target met
+  echo "| workload | server | msgs/s | server CPU µs/msg | CPU/msg vs Asio | same-round vs Asio | server CPU util | p99 µs | target | met |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---|---|"
+  local w wl name rate cpu asio_cpu ratio paired util p99 target met
   for w in "${workloads[@]}"; do
     read -r wl _ _ <<<"$w"
     asio_cpu="$(med_of "$wl" asio server_cpu_us_per_msg)"
@@ -223,6 +231,7 @@ report() {
       util="$(med_of "$wl" "$name" server_cpu_util)"
       p99="$(med_of "$wl" "$name" p99_us)"
       ratio="$(awk -v a="$cpu" -v b="$asio_cpu" 'BEGIN { if (b + 0 > 0 && a != "nan") printf "%.2fx", a / b; else print "n/a" }')"
+      paired="$(paired_ratio "$wl" "$name" | awk '{ if ($1 == "nan") print "n/a"; else printf "%.2fx", $1 }')"
       case "$name" in
         lbd-io_uring) target="<= 0.75x" ;;
         lbd-epoll) target="<= 1.00x" ;;
@@ -232,7 +241,7 @@ report() {
       if [ "$name" != asio ]; then
         met="$(awk -v r="${ratio%x}" -v t="${target#<= }" 'BEGIN { t += 0; if (r == "n/a") print "n/a"; else print (r + 0 <= t ? "yes" : "no") }')"
       fi
-      printf '| %s | %s | %.0f | %.2f | %s | %.0f%% | %.0f | %s | %s |\n' "$wl" "$name" "$rate" "$cpu" "$ratio" \
+      printf '| %s | %s | %.0f | %.2f | %s | %s | %.0f%% | %.0f | %s | %s |\n' "$wl" "$name" "$rate" "$cpu" "$ratio" "$paired" \
         "$(awk -v u="$util" 'BEGIN { print u * 100 }')" "$p99" "$target" "$met"
     done
   done
