@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <cerrno>
 #include <coroutine>
 #include <cstdint>
 #include <memory>
@@ -78,6 +79,10 @@ struct Op {
   bool completed = false;
   bool cancel_requested = false;
   int cancel_reason = 0;  // errno reported when a cancel wins (ECANCELED, ETIMEDOUT)
+  /// A completion's result as the awaiter reports it: a cancel that won ends with its reason.
+  int32_t reason_if_cancelled(int32_t r) const {
+    return cancel_requested && (r == -ECANCELED || r == -EINTR) ? -cancel_reason : r;
+  }
 
   // Multishot ops: called for every completion instead of resuming a waiter.
   void (*on_cqe)(Op* op, int32_t res, uint32_t cqe_flags) = nullptr;

@@ -111,8 +111,8 @@ void WriteAllAwaiter::on_cqe(Op* op, int32_t res, uint32_t /*cqe_flags*/) {
     if (op->cancel_requested) {
       // Stopped part-way: report why, even if this send itself got some bytes out.
       if (op->res > 0) op->offset += static_cast<std::size_t>(op->res);
-      if (op->res == -ECANCELED || op->res == -EINTR || (op->res >= 0 && op->offset < op->buf.size()))
-        op->res = -op->cancel_reason;
+      bool all_sent = op->offset == op->buf.size();
+      op->res = op->res >= 0 && !all_sent ? -op->cancel_reason : op->reason_if_cancelled(op->res);
       break;
     }
     if (!advance(op)) break;

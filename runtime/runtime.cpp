@@ -115,8 +115,7 @@ void Runtime::complete(Op* op, int32_t res, uint32_t cqe_flags) {
     op->on_cqe(op, res, cqe_flags);
     return;
   }
-  if (op->cancel_requested && (res == -ECANCELED || res == -EINTR)) res = -op->cancel_reason;
-  op->res = res;
+  op->res = op->reason_if_cancelled(res);
   op->cqe_flags = cqe_flags;
   op->completed = true;
   if (op->detached) {

@@ -194,17 +194,11 @@ Task<void> nested_timeouts() {
 
 TEST_P(CancelTest, NestedTimeoutsEachFireTheirOwnScope) { run(nested_timeouts()); }
 
-/// Fixed small socket buffers (no autotuning), so a few MiB are enough to block a writer.
-void shrink_buffers(TcpStream& writer, TcpStream& reader) {
-  EXPECT_TRUE(writer.set_option(SOL_SOCKET, SO_SNDBUF, 64 * 1024));
-  EXPECT_TRUE(reader.set_option(SOL_SOCKET, SO_RCVBUF, 64 * 1024));
-}
-
 // A write that cannot finish (the peer never reads) is cancelled too; its buffer comes back.
 Task<void> timeout_on_write() {
   auto pair = co_await test::make_tcp_pair();
   CO_ASSERT_OK(pair);
-  shrink_buffers(pair->client, pair->server);
+  test::small_socket_buffers(pair->client, pair->server);
   std::string big(4 * 1024 * 1024, 'w');
   auto start = Clock::now();
   auto [res, buf] = co_await timeout(pair->client.write_all(Buffer::copy_of(big)), 100ms);
@@ -517,7 +511,7 @@ Task<void> park_sleep() {
   ADD_FAILURE() << "a parked sleep completed";
 }
 Task<void> park_write(TcpStream s, TcpStream peer) {  // `peer` stays open, never reads
-  shrink_buffers(s, peer);
+  test::small_socket_buffers(s, peer);
   std::string big(4 * 1024 * 1024, 'z');
   auto [w, b] = co_await s.write_all(Buffer::copy_of(big));
   ADD_FAILURE() << "a parked write completed: " << w.errno_value() << " on fd " << peer.fd();

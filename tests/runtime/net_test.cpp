@@ -412,12 +412,6 @@ Task<void> write_to_closed_peer() {
 
 TEST_P(NetTest, WriteToClosedPeerFailsWithoutSigpipe) { run(write_to_closed_peer()); }
 
-// Fixed small socket buffers (no autotuning), so a few MiB take many sends to get through.
-void small_buffers(TcpStream& writer, TcpStream& reader) {
-  EXPECT_TRUE(writer.set_option(SOL_SOCKET, SO_SNDBUF, 64 * 1024));
-  EXPECT_TRUE(reader.set_option(SOL_SOCKET, SO_RCVBUF, 64 * 1024));
-}
-
 struct WriteOutcome {
   Result<void> result;
   std::size_t returned_size = 0;
@@ -428,30 +422,15 @@ Task<WriteOutcome> write_all_of(TcpStream* s, std::string data) {
   co_return WriteOutcome{w, b.size()};
 }
 
-/// Reads until EOF, or only until `limit` bytes when that is set.
-Task<std::string> read_until_eof(TcpStream* s, std::size_t limit = 0) {
-  std::string got;
-  Buffer buf(4096);
-  for (;;) {
-    buf.clear();
-    auto [r, b] = co_await s->read(std::move(buf));
-    buf = std::move(b);
-    if (!r || *r == 0) break;
-    got.append(buf.view());
-    if (limit && got.size() >= limit) break;
-  }
-  co_return got;
-}
-
 // 4 MiB through 64 KiB socket buffers: write_all goes on after every short send until the last
 // byte is out, and the reader gets every byte in order.
 Task<void> write_all_many_sends() {
   auto pair = co_await test::make_tcp_pair();
   CO_ASSERT_OK(pair);
-  small_buffers(pair->client, pair->server);
+  test::small_socket_buffers(pair->client, pair->server);
   std::string payload = test::random_bytes(4 * 1024 * 1024, 11);
   auto writer = spawn(write_all_of(&pair->client, payload));
-  auto reader = spawn(read_until_eof(&pair->server, payload.size()));
+  auto reader = spawn(test::read_exactly(&pair->server, payload.size()));
   WriteOutcome w = co_await writer;
   CO_ASSERT_OK(w.result);
   EXPECT_EQ(w.returned_size, payload.size());  // the buffer comes back whole
@@ -472,7 +451,7 @@ Task<void> write_all_empty() {
   EXPECT_EQ(b.size(), 0u);
   // Nothing was sent: the peer sees EOF first.
   CO_ASSERT_OK(pair->client.shutdown_write());
-  std::string got = co_await read_until_eof(&pair->server);
+  std::string got = co_await test::read_to_eof(&pair->server);
   EXPECT_EQ(got, "");
 }
 
@@ -483,9 +462,9 @@ TEST_P(NetTest, WriteAllOfEmptyBufferSucceedsAndSendsNothing) { run(write_all_em
 Task<void> write_all_peer_closes_midway() {
   auto pair = co_await test::make_tcp_pair();
   CO_ASSERT_OK(pair);
-  small_buffers(pair->client, pair->server);
+  test::small_socket_buffers(pair->client, pair->server);
   auto writer = spawn(write_all_of(&pair->client, std::string(4 * 1024 * 1024, 'm')));
-  std::string got = co_await read_until_eof(&pair->server, 256 * 1024);
+  std::string got = co_await test::read_exactly(&pair->server, 256 * 1024);
   EXPECT_GE(got.size(), 256u * 1024);
   pair->server.close();
   WriteOutcome w = co_await writer;
@@ -501,7 +480,7 @@ TEST_P(NetTest, WriteAllFailsWhenPeerClosesMidway) { run(write_all_peer_closes_m
 Task<void> write_all_cancelled() {
   auto pair = co_await test::make_tcp_pair();
   CO_ASSERT_OK(pair);
-  small_buffers(pair->client, pair->server);
+  test::small_socket_buffers(pair->client, pair->server);
   auto writer = spawn(write_all_of(&pair->client, std::string(4 * 1024 * 1024, 'c')));
   // The writer runs on the next turn, fills the socket buffers and parks; this task runs after it.
   co_await yield_now();

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -283,6 +284,13 @@ inline Task<Result<TcpPair>> make_tcp_pair(SocketAddress bind_addr = SocketAddre
   auto server = co_await listener->accept();
   if (!server) co_return server.error();
   co_return TcpPair{std::move(*client), std::move(*server)};
+}
+
+/// Fixed small socket buffers (no autotuning) for a writer and its reader, so a few MiB take
+/// many sends to get through and a writer whose peer does not read soon has to wait.
+inline void small_socket_buffers(StreamSocket& writer, StreamSocket& reader) {
+  EXPECT_TRUE(writer.set_option(SOL_SOCKET, SO_SNDBUF, 64 * 1024));
+  EXPECT_TRUE(reader.set_option(SOL_SOCKET, SO_RCVBUF, 64 * 1024));
 }
 
 /// Reads from `s` until `want` bytes arrived or EOF/error; returns what arrived.
