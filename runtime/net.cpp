@@ -147,21 +147,25 @@ Result<void> StreamSocket::shutdown_write() {
 // ---------------------------------------------------------------------------------------------
 // IdleWatch
 
-IdleWatch::IdleWatch(int fd) : rt_(&Runtime::current()) {
+IdleWatch::IdleWatch(int fd, IdleWatchListener* listener) : rt_(&Runtime::current()) {
   Op* op = detail::new_op(OpCode::PollIn, fd);
   op->on_cqe = &IdleWatch::on_cqe;
-  op->owner = op;  // non-null while the watch wants the outcome
+  // Non-null while the watch wants the outcome: the listener, or the op itself when none.
+  op->owner = listener ? static_cast<void*>(listener) : op;
   if (rt_->driver().submit(op)) op->completed = true;  // readable already
   op_ = op;
 }
 
 void IdleWatch::on_cqe(Op* op, int32_t res, uint32_t /*flags*/) {
+  Runtime& rt = Runtime::current();
   if (!op->owner) {
-    Runtime::current().free_op(op);  // stopped: this is the cancelled poll's last word
+    rt.free_op(op);  // stopped: this is the cancelled poll's last word
     return;
   }
   op->res = res;
   op->completed = true;  // readable, EOF, an error, or cancelled at teardown: unfit in any case
+  if (op->owner != op && res != -ECANCELED && !rt.tearing_down())
+    static_cast<IdleWatchListener*>(op->owner)->idle_watch_fired();
 }
 
 bool IdleWatch::fired() const { return op_ && op_->completed; }

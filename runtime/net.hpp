@@ -164,6 +164,18 @@ class StreamSocket : public Socket {
   Result<void> shutdown_write();
 };
 
+/// Told when an IdleWatch fires. It is called from the event loop while the driver hands out
+/// completions, not from a task: it must not close sockets, stop watches or resume tasks
+/// itself, only arrange for that (spawn a task, set an Event). It is not called for a watch
+/// that fires because it is cancelled, or while the runtime is torn down.
+class IdleWatchListener {
+ public:
+  virtual void idle_watch_fired() = 0;
+
+ protected:
+  ~IdleWatchListener() = default;
+};
+
 /// Watches an idle connection, without a task, for anything that makes it unfit to carry a
 /// new request: bytes nobody asked for, EOF, an error. The kernel reports it when it happens
 /// (a pending poll on io_uring, the fd's readiness edge on epoll), so checking costs no
@@ -172,8 +184,11 @@ class StreamSocket : public Socket {
 class IdleWatch {
  public:
   IdleWatch() = default;
-  /// Starts watching `fd`.
-  explicit IdleWatch(int fd);
+  /// Starts watching `fd`. A `listener` (not owned; it must outlive the watch) is told when the
+  /// watch fires, so the connection can be closed at once rather than when next looked at. A
+  /// socket that is unfit already may fire at once (the epoll driver tries first): fired() is
+  /// then true on return and the listener is not called, so check fired() after starting.
+  explicit IdleWatch(int fd, IdleWatchListener* listener = nullptr);
   IdleWatch(IdleWatch&& o) noexcept : rt_(o.rt_), op_(std::exchange(o.op_, nullptr)) {}
   IdleWatch& operator=(IdleWatch&& o) noexcept {
     if (this != &o) {

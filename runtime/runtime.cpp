@@ -54,6 +54,7 @@ Runtime::~Runtime() {
   // Teardown order: forget what was about to run, destroy the tasks still suspended (their
   // in-flight ops become detached and are cancelled), let the driver reap those completions
   // as it shuts down, then free the op slots.
+  tearing_down_ = true;
   ready_.clear();
   while (!roots_.empty()) {
     auto h = roots_.back();

@@ -137,6 +137,9 @@ class Runtime {
   /// The loop's clock, read once per turn.
   Clock::time_point now() const { return now_; }
   std::size_t live_tasks() const { return live_tasks_; }
+  /// True while the runtime is being destroyed: its tasks are gone, its driver reaps the last
+  /// completions. Nothing may be spawned then.
+  bool tearing_down() const { return tearing_down_; }
   std::size_t ops_in_flight() const { return ops_in_flight_; }
 
   // --- for awaitables and drivers -----------------------------------------------------------
@@ -176,6 +179,7 @@ class Runtime {
   std::vector<std::unique_ptr<Op::AddressPart>> free_address_parts_;
   std::size_t ops_in_flight_ = 0;
   std::size_t live_tasks_ = 0;
+  bool tearing_down_ = false;
   std::vector<std::coroutine_handle<>> roots_;  // live spawned tasks, destroyed at teardown
 
   std::mutex inbox_mu_;

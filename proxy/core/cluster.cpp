@@ -96,6 +96,8 @@ void Cluster::trim_idle(Clock::time_point idle_since, std::size_t keep) {
 void Cluster::release_to_pool(Upstream up) {
   up.lease.release();
   if (cfg_.keepalive.max_idle == 0) return;
+  IdleWatch watch(up.stream.fd(), this);
+  if (watch.fired()) return;  // the backend closed it already, or wrote unasked: it closes here
   auto now = Clock::now();
   const auto& ka = cfg_.keepalive;
   trim_idle(now - ka.idle_timeout, 0);  // what has expired
@@ -108,7 +110,6 @@ void Cluster::release_to_pool(Upstream up) {
     // within the last burst_hold, and trim_later() takes it back down when the load goes.
     trim_idle(now - ka.burst_hold, ka.max_idle - 1);  // burst_hold 0s: the oldest always goes
   }
-  IdleWatch watch(up.stream.fd());
   idle_[up.endpoint].push_back({std::move(up.stream), now, std::move(watch)});
   ++idle_total_;
   if (idle_total_ > ka.max_idle && !trim_scheduled_) {
@@ -130,6 +131,21 @@ Task<void> Cluster::expire_later(std::shared_ptr<Cluster*> self) {
     }
     co_await sleep_until(oldest->front().since + c->cfg_.keepalive.idle_timeout);
     if (Cluster* now_c = *self) now_c->trim_idle(Clock::now() - now_c->cfg_.keepalive.idle_timeout, 0);
+  }
+}
+
+void Cluster::idle_watch_fired() {
+  if (drop_scheduled_) return;
+  drop_scheduled_ = true;
+  (void)spawn(drop_fired_later(self_));
+}
+
+Task<void> Cluster::drop_fired_later(std::shared_ptr<Cluster*> self) {
+  Cluster* c = *self;  // a spawned task starts on the next loop turn, when the driver is done
+  if (!c) co_return;
+  c->drop_scheduled_ = false;
+  for (auto& list : c->idle_) {  // erasing closes them
+    c->idle_total_ -= std::erase_if(list, [](const IdleConnection& ic) { return ic.watch.fired(); });
   }
 }
 

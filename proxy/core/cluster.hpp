@@ -52,7 +52,7 @@ struct ConnectError {
   std::string detail;  // "connect 10.0.0.12:8080 for cluster web: connection refused; ..."
 };
 
-class Cluster {
+class Cluster : private IdleWatchListener {
  public:
   Cluster(const config::ClusterConfig& cfg, uint64_t seed);
   Cluster(const Cluster&) = delete;
@@ -104,11 +104,17 @@ class Cluster {
   /// While the pool is not empty, closes each idle connection when its keepalive.idle_timeout
   /// passes, also when no request comes to do it.
   static Task<void> expire_later(std::shared_ptr<Cluster*> self);
+  /// A pooled connection's watch fired (its backend closed it, or wrote unasked): closes it on
+  /// the next loop turn, as nginx closes an idle keep-alive connection its backend closed,
+  /// rather than holding its fd until it is next looked at or idle_timeout passes.
+  void idle_watch_fired() override;
+  static Task<void> drop_fired_later(std::shared_ptr<Cluster*> self);
   /// The endpoint list whose first (oldest) idle connection is the oldest of all; null if none.
   std::vector<IdleConnection>* oldest_idle();
   std::shared_ptr<Cluster*> self_ = std::make_shared<Cluster*>(this);  // nulled by ~Cluster
   bool trim_scheduled_ = false;    // a trim_later() task is running
   bool expiry_scheduled_ = false;  // an expire_later() task is running
+  bool drop_scheduled_ = false;    // a drop_fired_later() task is on its way
   std::vector<std::vector<IdleConnection>> idle_;  // per endpoint, oldest first
   std::size_t idle_total_ = 0;
 };

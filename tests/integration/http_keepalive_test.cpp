@@ -13,7 +13,37 @@
 namespace lbd::it {
 namespace {
 
-class HttpKeepalive : public HttpTest {};
+class HttpKeepalive : public HttpTest {
+ protected:
+  // A backend that ends a pooled connection gets lbd's close promptly, as from nginx, not only
+  // when the next request or idle_timeout (60s here) comes. The backend sends its FIN after a
+  // keep-alive response, either at once (it may reach lbd before the connection is pooled) or
+  // once the client has the response (the connection idles in the pool when it comes). It only
+  // half-closes, so its handler sees lbd's close as EOF and ends.
+  void backend_fin_case(bool fin_once_client_has_response) {
+    Gate client_has_response;
+    HttpBackend backend([&](const BackendExchange& ex, const HttpMessage& req) {
+      bool sent = ex.send(http_response(200, "ok " + req.target));
+      if (req.target == "/once" && fin_once_client_has_response) sent = sent && client_has_response.wait();
+      if (req.target == "/once") ::shutdown(ex.fd, SHUT_WR);
+      return sent;  // reads on: the next thing on this connection is lbd's EOF
+    });
+    ASSERT_EQ(start_simple({&backend}, "", "    keepalive: { idle_timeout: 60s }\n"), "");
+    Fd c = client();
+    HttpReader r(c.get());
+    ASSERT_TRUE(send_all(c.get(), http_get("/once", "a")));
+    HttpMessage resp = r.read_final_response();
+    ASSERT_EQ(resp.status, 200) << resp.summary();
+    client_has_response.open();
+    EXPECT_TRUE(backend.wait_idle(10000ms)) << "lbd still holds the upstream connection the backend closed";
+    // The next request goes on a new connection.
+    ASSERT_TRUE(send_all(c.get(), http_get("/again", "a")));
+    resp = r.read_final_response();
+    EXPECT_EQ(resp.status, 200) << resp.summary();
+    EXPECT_EQ(resp.body, "ok /again");
+    EXPECT_EQ(backend.accepted(), 2);
+  }
+};
 
 constexpr int kRequests = 100;
 constexpr int kWorkers = 2;
@@ -137,6 +167,14 @@ TEST_P(HttpKeepalive, PooledConnectionIsClosedWhenIdleTimeoutPassesWithoutFurthe
   ASSERT_EQ(backend.accepted(), 1);
   EXPECT_TRUE(wait_until([&] { return backend.active() == 0; }, 10000ms, 5ms))
       << "the pooled upstream connection is still open";
+}
+
+TEST_P(HttpKeepalive, UpstreamConnectionTheBackendClosesRightAfterItsResponseIsClosedByLbd) {
+  backend_fin_case(false);
+}
+
+TEST_P(HttpKeepalive, PooledConnectionTheBackendClosesWhileIdleIsClosedByLbdWithoutFurtherRequests) {
+  backend_fin_case(true);
 }
 
 TEST_P(HttpKeepalive, PooledConnectionClosedByTheBackendWhileIdleIsNotUsed) {

@@ -496,6 +496,99 @@ Task<void> write_all_cancelled() {
 
 TEST_P(NetTest, WriteAllCancelledWhileParkedFailsWithEcanceled) { run(write_all_cancelled()); }
 
+// --- IdleWatch ----------------------------------------------------------------------------------
+
+struct CountingListener : IdleWatchListener {
+  int calls = 0;
+  Event called;
+  void idle_watch_fired() override {
+    ++calls;
+    called.set();
+  }
+};
+
+// A watch on a quiet socket has not fired; bytes from the peer fire it and tell its listener
+// once. The bytes stay unread for whoever reads next.
+Task<void> idle_watch_bytes_case() {
+  auto pair = co_await test::make_tcp_pair();
+  CO_ASSERT_OK(pair);
+  CountingListener listener;
+  IdleWatch watch(pair->client.fd(), &listener);
+  EXPECT_FALSE(watch.fired());
+  auto [w, b] = co_await pair->server.write_all(bytes("unasked"));
+  CO_ASSERT_OK(w);
+  auto r = co_await timeout(listener.called.wait(), 5s);
+  CO_ASSERT_OK(r);
+  EXPECT_TRUE(watch.fired());
+  EXPECT_EQ(listener.calls, 1);
+  watch.stop();
+  std::string got = co_await test::read_exactly(&pair->client, 7);
+  EXPECT_EQ(got, "unasked");
+}
+
+TEST_P(NetTest, IdleWatchFiresOnUnaskedBytesAndTellsItsListenerOnce) { run(idle_watch_bytes_case()); }
+
+// The peer's FIN fires the watch as well.
+Task<void> idle_watch_eof_case() {
+  auto pair = co_await test::make_tcp_pair();
+  CO_ASSERT_OK(pair);
+  CountingListener listener;
+  IdleWatch watch(pair->client.fd(), &listener);
+  CO_ASSERT_OK(pair->server.shutdown_write());
+  auto r = co_await timeout(listener.called.wait(), 5s);
+  CO_ASSERT_OK(r);
+  EXPECT_TRUE(watch.fired());
+  EXPECT_EQ(listener.calls, 1);
+}
+
+TEST_P(NetTest, IdleWatchFiresAtPeerEof) { run(idle_watch_eof_case()); }
+
+// A stopped watch tells nobody, even when bytes come afterwards; its slot is freed. A socket
+// readable before the watch starts is reported too: by fired() at once (epoll), or through the
+// listener soon after (io_uring).
+Task<void> idle_watch_stopped_case() {
+  auto pair = co_await test::make_tcp_pair();
+  CO_ASSERT_OK(pair);
+  CountingListener listener;
+  {
+    IdleWatch watch(pair->client.fd(), &listener);
+    watch.stop();
+    EXPECT_FALSE(watch.fired());
+  }
+  bool settled = co_await test::settle_ops();
+  EXPECT_TRUE(settled) << Runtime::current().ops_in_flight() << " op slots still in use";
+  auto [w, b] = co_await pair->server.write_all(bytes("late"));
+  CO_ASSERT_OK(w);
+  // The bytes arrived (the loop has seen their readiness) before the listener is checked.
+  std::string got = co_await test::read_exactly(&pair->client, 4);
+  EXPECT_EQ(got, "late");
+  EXPECT_EQ(listener.calls, 0);
+
+  auto [w2, b2] = co_await pair->server.write_all(bytes("early"));
+  CO_ASSERT_OK(w2);
+  // Wait until the bytes are in the client's receive queue without reading them.
+  {
+    CountingListener probe;
+    IdleWatch waiter(pair->client.fd(), &probe);
+    if (!waiter.fired()) {
+      auto r = co_await timeout(probe.called.wait(), 5s);
+      CO_ASSERT_OK(r);
+    }
+  }
+  IdleWatch watch(pair->client.fd(), &listener);
+  if (!watch.fired()) {
+    auto r = co_await timeout(listener.called.wait(), 5s);
+    CO_ASSERT_OK(r);
+    EXPECT_EQ(listener.calls, 1);
+  }
+  EXPECT_TRUE(watch.fired());
+  watch.stop();
+  got = co_await test::read_exactly(&pair->client, 5);
+  EXPECT_EQ(got, "early");
+}
+
+TEST_P(NetTest, StoppedIdleWatchTellsNobodyAndOneOnAReadableSocketFires) { run(idle_watch_stopped_case()); }
+
 // --- Unix stream -------------------------------------------------------------------------------
 
 class TempDir {
