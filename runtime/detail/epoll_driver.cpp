@@ -257,14 +257,17 @@ void EpollDriver::forget_fd(int fd) {
 }
 
 void EpollDriver::retry(int fd, uint8_t dir) {
-  FdState& st = fds_[fd];
-  while (Op* op = st.head[dir]) {
+  // Only the ops queued before this edge: one that a completion queues again (write_all going
+  // on after a short send) has just tried and met EAGAIN, so it waits for the next edge.
+  Op* last = fds_[fd].tail[dir];
+  while (Op* op = fds_[fd].head[dir]) {
     std::size_t asked = op->code == OpCode::Recv ? op->buf.spare().size() : pool_.block_size();
     int r = try_op(op);
     note_read(op, r, asked);
     if (r == -EAGAIN) return;
     unlink(op);
     rt_.complete(op, r, 0);
+    if (op == last) return;
   }
 }
 
