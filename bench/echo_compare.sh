@@ -245,6 +245,22 @@ report() {
         "$(awk -v u="$util" 'BEGIN { print u * 100 }')" "$p99" "$target" "$met"
     done
   done
+  # A server that is not kept busy waits between small batches and pays more per message than a
+  # saturated one; io_uring servers suffer most, as their saving is per batch.
+  local notes="" idle_rounds
+  for w in "${workloads[@]}"; do
+    read -r wl _ _ <<<"$w"
+    for name in "${servers[@]}"; do
+      idle_rounds="$(grep "^$wl $name " "$results" | field server_cpu_util | awk '$1 + 0 < 0.9' | wc -l)"
+      if [ "$idle_rounds" -gt 0 ]; then
+        notes+="- $wl $name: in $idle_rounds of $ROUNDS rounds the server was busy less than 90% of the time: there the load generator, not the server, set the pace, and the server's CPU/msg is higher than when it is saturated."$'\n'
+      fi
+    done
+  done
+  if [ -n "$notes" ]; then
+    echo
+    printf '%s' "$notes"
+  fi
   echo
   echo "Raw runs (msgs/s, server CPU µs/msg, server CPU util, load generator CPU util):"
   echo
