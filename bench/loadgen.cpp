@@ -54,7 +54,7 @@ struct Options {
   std::size_t size = 0;
   double duration_s = 0;
   double warmup_s = 1.0;
-  IoMode io = IoMode::Auto;
+  IoMode io = IoMode::kAuto;
   unsigned threads = 1;
   long server_pid = 0;  // 0: no server CPU accounting
 };
@@ -92,8 +92,8 @@ Options parse_options(int argc, char** argv) {
     else if (flag == "--threads") o.threads = parse_number<unsigned>(flag, v);
     else if (flag == "--server-pid") o.server_pid = parse_number<long>(flag, v);
     else if (flag == "--io") {
-      if (v == "io_uring") o.io = IoMode::IoUring;
-      else if (v == "epoll") o.io = IoMode::Epoll;
+      if (v == "io_uring") o.io = IoMode::kIoUring;
+      else if (v == "epoll") o.io = IoMode::kEpoll;
       else usage("--io takes io_uring or epoll");
     } else {
       usage((std::string("unknown option ") + std::string(flag)).c_str());

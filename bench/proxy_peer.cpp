@@ -68,7 +68,7 @@ struct Options {
   unsigned parallel = 32;
   bool http = false;
   bool verify = true;
-  IoMode io = IoMode::Auto;
+  IoMode io = IoMode::kAuto;
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -116,8 +116,8 @@ Options parse_options(int argc, char** argv) {
     else if (flag == "--connections") o.connections = parse_number<unsigned>(flag, v);
     else if (flag == "--parallel") o.parallel = parse_number<unsigned>(flag, v);
     else if (flag == "--io") {
-      if (v == "io_uring") o.io = IoMode::IoUring;
-      else if (v == "epoll") o.io = IoMode::Epoll;
+      if (v == "io_uring") o.io = IoMode::kIoUring;
+      else if (v == "epoll") o.io = IoMode::kEpoll;
       else usage("--io takes io_uring or epoll");
     } else {
       usage("unknown option " + std::string(flag));

@@ -40,14 +40,14 @@ struct CliOverrides {
   const Options* opts;
   void apply(config::Config& cfg) const {
     if (opts->workers) cfg.workers = *opts->workers;
-    if (opts->io == "io_uring") cfg.io = config::IoMode::IoUring;
-    if (opts->io == "epoll") cfg.io = config::IoMode::Epoll;
-    if (opts->io == "auto") cfg.io = config::IoMode::Auto;
+    if (opts->io == "io_uring") cfg.io = config::IoMode::kIoUring;
+    if (opts->io == "epoll") cfg.io = config::IoMode::kEpoll;
+    if (opts->io == "auto") cfg.io = config::IoMode::kAuto;
     static const std::pair<const char*, config::LogLevel> kLevels[] = {
-        {"trace", config::LogLevel::Trace}, {"debug", config::LogLevel::Debug},
-        {"info", config::LogLevel::Info},   {"warn", config::LogLevel::Warn},
-        {"error", config::LogLevel::Error}, {"critical", config::LogLevel::Critical},
-        {"off", config::LogLevel::Off}};
+        {"trace", config::LogLevel::kTrace}, {"debug", config::LogLevel::kDebug},
+        {"info", config::LogLevel::kInfo},   {"warn", config::LogLevel::kWarn},
+        {"error", config::LogLevel::kError}, {"critical", config::LogLevel::kCritical},
+        {"off", config::LogLevel::kOff}};
     for (auto& [name, level] : kLevels)
       if (opts->log_level == name) cfg.log.level = level;
   }
@@ -55,11 +55,11 @@ struct CliOverrides {
 
 IoMode runtime_io(config::IoMode m) {
   switch (m) {
-    case config::IoMode::IoUring: return IoMode::IoUring;
-    case config::IoMode::Epoll: return IoMode::Epoll;
-    case config::IoMode::Auto: return IoMode::Auto;
+    case config::IoMode::kIoUring: return IoMode::kIoUring;
+    case config::IoMode::kEpoll: return IoMode::kEpoll;
+    case config::IoMode::kAuto: return IoMode::kAuto;
   }
-  return IoMode::Auto;
+  return IoMode::kAuto;
 }
 
 /// Loads the file and applies the command line's overrides.
@@ -259,7 +259,7 @@ int main(int argc, char** argv) {
   for (unsigned i = 0; i < wopts.count; ++i) workers.push_back(std::make_unique<proxy::ProxyWorker>(i));
 
   RuntimeOptions main_opts;
-  main_opts.io = IoMode::Epoll;  // the control thread only waits for signals and mailbox replies
+  main_opts.io = IoMode::kEpoll;  // the control thread only waits for signals and mailbox replies
   Runtime control(main_opts);
   int code;
   {

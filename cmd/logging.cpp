@@ -58,13 +58,13 @@ std::shared_ptr<ReopenableFileSink> g_access_sink;
 
 spdlog::level::level_enum to_spdlog(config::LogLevel l) {
   switch (l) {
-    case config::LogLevel::Trace: return spdlog::level::trace;
-    case config::LogLevel::Debug: return spdlog::level::debug;
-    case config::LogLevel::Info: return spdlog::level::info;
-    case config::LogLevel::Warn: return spdlog::level::warn;
-    case config::LogLevel::Error: return spdlog::level::err;
-    case config::LogLevel::Critical: return spdlog::level::critical;
-    case config::LogLevel::Off: return spdlog::level::off;
+    case config::LogLevel::kTrace: return spdlog::level::trace;
+    case config::LogLevel::kDebug: return spdlog::level::debug;
+    case config::LogLevel::kInfo: return spdlog::level::info;
+    case config::LogLevel::kWarn: return spdlog::level::warn;
+    case config::LogLevel::kError: return spdlog::level::err;
+    case config::LogLevel::kCritical: return spdlog::level::critical;
+    case config::LogLevel::kOff: return spdlog::level::off;
   }
   return spdlog::level::info;
 }

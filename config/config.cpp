@@ -100,7 +100,7 @@ std::string describe(const Config& config) {
   for (const auto& l : config.listeners) {
     out += "listener " + l.name + " " + l.listen.to_string() + " " +
            std::string(to_string(l.protocol));
-    if (l.protocol == Protocol::Tcp) {
+    if (l.protocol == Protocol::kTcp) {
       out += " -> " + l.cluster + "\n";
       continue;
     }
@@ -114,13 +114,13 @@ std::string describe(const Config& config) {
   }
   for (const auto& c : config.clusters) {
     out += "cluster " + c.name + " " + std::string(to_string(c.balance));
-    if (c.balance == Balance::Hash)
-      out += c.hash_key.kind == HashKeyKind::SourceIp ? " on source_ip"
+    if (c.balance == Balance::kHash)
+      out += c.hash_key.kind == HashKeyKind::kSourceIp ? " on source_ip"
                                                       : " on header:" + c.hash_key.header_name;
     out += ", " + plural(c.endpoints.size(), "endpoint");
     if (c.health_check) {
       out += ", health check " + std::string(to_string(c.health_check->type));
-      if (c.health_check->type == HealthCheckType::Http) out += " " + c.health_check->path;
+      if (c.health_check->type == HealthCheckType::kHttp) out += " " + c.health_check->path;
     }
     out += "\n";
   }

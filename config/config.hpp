@@ -25,15 +25,15 @@ namespace lbd::config {
 using namespace std::chrono_literals;
 
 // The config-file spelling of each value is in the comment; to_string() returns it.
-enum class IoMode { Auto, IoUring, Epoll };                              // auto | io_uring | epoll
-enum class LogLevel { Trace, Debug, Info, Warn, Error, Critical, Off };  // spdlog's level names
-enum class AccessLogFormat { Combined, Json };                           // combined | json
-enum class Protocol { Tcp, Http };                                       // tcp | http
-enum class Balance { RoundRobin, LeastConn, RandomTwo, Hash };  // round_robin | least_conn |
+enum class IoMode { kAuto, kIoUring, kEpoll };                              // auto | io_uring | epoll
+enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError, kCritical, kOff };  // spdlog's level names
+enum class AccessLogFormat { kCombined, kJson };                           // combined | json
+enum class Protocol { kTcp, kHttp };                                       // tcp | http
+enum class Balance { kRoundRobin, kLeastConn, kRandomTwo, kHash };  // round_robin | least_conn |
                                                                 // random_two | hash
-enum class HashKeyKind { SourceIp, Header };                    // source_ip | header:NAME
-enum class HealthCheckType { Tcp, Http };                       // tcp | http
-enum class Forwarding { Auto, Copy, Splice };                        // auto | copy | splice
+enum class HashKeyKind { kSourceIp, kHeader };                    // source_ip | header:NAME
+enum class HealthCheckType { kTcp, kHttp };                       // tcp | http
+enum class Forwarding { kAuto, kCopy, kSplice };                        // auto | copy | splice
 
 /// The spelling used in the config file ("round_robin", "io_uring", ...).
 std::string_view to_string(IoMode v);
@@ -56,11 +56,11 @@ struct HeaderField {
 // Top-level sections
 
 struct LogConfig {
-  LogLevel level = LogLevel::Info;  // log.level: trace|debug|info|warn|error|critical|off
+  LogLevel level = LogLevel::kInfo;  // log.level: trace|debug|info|warn|error|critical|off
   // log.access_log: "stdout", "stderr", "off", or a file path (reopened on SIGUSR1).
   std::string access_log = "stdout";
   // log.access_log_format: combined (the nginx/Apache line every log tool parses) | json.
-  AccessLogFormat access_log_format = AccessLogFormat::Combined;
+  AccessLogFormat access_log_format = AccessLogFormat::kCombined;
   std::string error_log = "stderr";  // log.error_log: "stderr", "stdout" or a file path
   bool operator==(const LogConfig&) const = default;
 };
@@ -165,7 +165,7 @@ struct ListenerConfig {
   // protocol: required (tcp | http). No default in the file on purpose: HAProxy defaults to
   // tcp and nginx to http, so either would surprise half the readers. (Http here is only what
   // a default-constructed struct holds.)
-  Protocol protocol = Protocol::Http;
+  Protocol protocol = Protocol::kHttp;
   // cluster: tcp: required, where every connection goes. http: the default for requests that
   // match no route (an http listener needs routes, a cluster, or both).
   std::string cluster;
@@ -180,7 +180,7 @@ struct ListenerConfig {
   // messages (two splices instead of a recv and a send). auto: each direction copies until it
   // sees bulk (reads that fill the whole pooled buffer several times in a row), then splices;
   // its pipe is created only then, so idle and chatty sessions hold no pipe (bench/README.md).
-  Forwarding forwarding = Forwarding::Auto;
+  Forwarding forwarding = Forwarding::kAuto;
   ListenerTimeouts timeouts;           // timeouts
   Limits limits;                       // limits (http only)
   ForwardedHeaders forwarded_headers;  // forwarded_headers (http only)
@@ -192,7 +192,7 @@ struct ListenerConfig {
 // Clusters
 
 struct HashKey {                             // hash_key (only with balance: hash)
-  HashKeyKind kind = HashKeyKind::SourceIp;  // "source_ip" or "header:NAME"
+  HashKeyKind kind = HashKeyKind::kSourceIp;  // "source_ip" or "header:NAME"
   std::string header_name;                   // NAME of header:NAME, lowercase; empty otherwise
   bool operator==(const HashKey&) const = default;
 };
@@ -240,7 +240,7 @@ struct Keepalive {  // http upstream connection pool, per worker
 };
 
 struct HealthCheck {  // health_check: absent = no active checks; every endpoint counts as up
-  HealthCheckType type = HealthCheckType::Tcp;  // type: tcp (connect) | http (GET path, 2xx = up)
+  HealthCheckType type = HealthCheckType::kTcp;  // type: tcp (connect) | http (GET path, 2xx = up)
   std::string path = "/";                       // path: http only; starts with '/'
   Duration interval = 2s;  // interval: between two checks of one endpoint (HAProxy `inter` 2s)
   Duration timeout = 1s;   // timeout: one check's deadline
@@ -251,7 +251,7 @@ struct HealthCheck {  // health_check: absent = no active checks; every endpoint
 
 struct ClusterConfig {
   std::string name;                       // name: required, unique; letters, digits, '_', '-', '.'
-  Balance balance = Balance::RoundRobin;  // balance: smooth weighted round robin by default
+  Balance balance = Balance::kRoundRobin;  // balance: smooth weighted round robin by default
   HashKey hash_key;                       // hash_key: for balance: hash; defaults to source_ip
   std::vector<EndpointConfig> endpoints;  // endpoints: required, at least one, no duplicates
   ClusterTimeouts timeouts;               // timeouts
@@ -271,7 +271,7 @@ struct ClusterConfig {
 
 struct Config {
   int workers = 0;                        // workers: "auto" or 0 (one per CPU), or 1..1024
-  IoMode io = IoMode::Auto;               // io: auto probes io_uring and falls back to epoll
+  IoMode io = IoMode::kAuto;               // io: auto probes io_uring and falls back to epoll
   LogConfig log;                          // log
   AdminConfig admin;                      // admin
   ShutdownConfig shutdown;                // shutdown

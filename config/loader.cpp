@@ -345,7 +345,7 @@ ListenerConfig Loader::parse_listener(const Field& f) {
   if (auto v = m.require("protocol"))
     protocol = detail::read_enum(errors_, *v, detail::kProtocolNames);
   assign(listener.protocol, protocol);
-  if (protocol == Protocol::Tcp) listener.timeouts.idle = ListenerTimeouts::kTcpIdleDefault;
+  if (protocol == Protocol::kTcp) listener.timeouts.idle = ListenerTimeouts::kTcpIdleDefault;
 
   auto cluster = m.get("cluster");
   if (cluster) {
@@ -359,9 +359,9 @@ ListenerConfig Loader::parse_listener(const Field& f) {
   if (auto v = m.get("backlog")) assign(listener.backlog, detail::read_int(errors_, *v, 1, 65535));
   if (auto v = m.get("timeouts")) parse_listener_timeouts(*v, listener.timeouts, protocol);
 
-  const bool tcp = protocol == Protocol::Tcp;
+  const bool tcp = protocol == Protocol::kTcp;
   if (auto v = m.get("forwarding")) {
-    if (protocol == Protocol::Http)
+    if (protocol == Protocol::kHttp)
       errors_.add(v->key_at, v->path, "only valid for tcp listeners (this listener is http)");
     else
       assign(listener.forwarding, detail::read_enum(errors_, *v, detail::kForwardingNames));
@@ -380,9 +380,9 @@ ListenerConfig Loader::parse_listener(const Field& f) {
   }
   m.finish();
 
-  if (protocol == Protocol::Tcp && !cluster)
+  if (protocol == Protocol::kTcp && !cluster)
     m.report_missing("cluster", "a tcp listener forwards every connection to one cluster");
-  if (protocol == Protocol::Http && !cluster && route_count == 0)
+  if (protocol == Protocol::kHttp && !cluster && route_count == 0)
     errors_.add(f.at, f.path, "an http listener needs routes, a default cluster, or both");
   return listener;
 }
@@ -394,7 +394,7 @@ void Loader::report_http_only(const Field& f) {
 void Loader::parse_listener_timeouts(const Field& f, ListenerTimeouts& t,
                                      std::optional<Protocol> protocol) {
   MapReader m(errors_, f);
-  const bool tcp = protocol == Protocol::Tcp;
+  const bool tcp = protocol == Protocol::kTcp;
   if (auto v = m.get("header"))
     tcp ? report_http_only(*v) : assign(t.header, detail::read_positive_duration(errors_, *v));
   if (auto v = m.get("idle")) assign(t.idle, detail::read_positive_duration(errors_, *v));
@@ -563,7 +563,7 @@ ClusterConfig Loader::parse_cluster(const Field& f) {
     assign(cluster.hash_key, parse_hash_key(*v));
     // A hash key the balancer ignores is a misunderstanding worth stopping; an invalid
     // balance was reported already.
-    if ((!balance_field || balance) && cluster.balance != Balance::Hash)
+    if ((!balance_field || balance) && cluster.balance != Balance::kHash)
       errors_.add(v->key_at, v->path,
                   "only valid with balance: hash (balance is " +
                       std::string(to_string(cluster.balance)) + ")");
@@ -582,11 +582,11 @@ ClusterConfig Loader::parse_cluster(const Field& f) {
 std::optional<HashKey> Loader::parse_hash_key(const Field& f) {
   auto text = detail::read_scalar(errors_, f, "source_ip or header:NAME");
   if (!text) return std::nullopt;
-  if (*text == "source_ip") return HashKey{HashKeyKind::SourceIp, ""};
+  if (*text == "source_ip") return HashKey{HashKeyKind::kSourceIp, ""};
   constexpr std::string_view kHeaderPrefix = "header:";
   if (text->starts_with(kHeaderPrefix)) {
     std::string name = text->substr(kHeaderPrefix.size());
-    if (is_token(name)) return HashKey{HashKeyKind::Header, lowercase(std::move(name))};
+    if (is_token(name)) return HashKey{HashKeyKind::kHeader, lowercase(std::move(name))};
   }
   errors_.add(f.at, f.path,
               "invalid hash_key " + quoted(*text) + " (expected source_ip or header:NAME)");
@@ -659,7 +659,7 @@ HealthCheck Loader::parse_health_check(const Field& f) {
   if (type_field) type = detail::read_enum(errors_, *type_field, detail::kHealthCheckTypeNames);
   assign(check.type, type);
   if (auto v = m.get("path")) {
-    if (check.type == HealthCheckType::Http)
+    if (check.type == HealthCheckType::kHttp)
       assign(check.path, read_path(errors_, *v));
     else if (!type_field || type)  // an invalid type was reported already
       errors_.add(v->key_at, v->path, "only valid with type: http");

@@ -24,30 +24,30 @@ struct TaskCtx;
 /// IORING_CQE_F_MORE; the epoll driver never sets it.
 inline constexpr uint32_t kCqeMore = 1u << 1;
 
-enum class IoMode { Auto, IoUring, Epoll };
+enum class IoMode { kAuto, kIoUring, kEpoll };
 
 enum class OpCode : uint8_t {
-  Nop,
-  Accept,      // fd = listener; result = new fd
-  AcceptMulti, // multishot accept on io_uring; every CQE goes to on_cqe
-  Connect,     // fd = socket, addr
-  Recv,        // recv into buf.spare()
-  RecvPooled,  // recv into a buffer the driver picks (provided ring / plain pool)
-  Send,        // send buf bytes [offset, size)
-  Read,        // read(2) into buf.spare() (signalfd, eventfd, pipes, files)
-  Write,       // write(2) of buf bytes [offset, size)
-  RecvFrom,    // recvfrom into buf.spare(); fills addr
-  SendTo,      // sendto of buf to addr
-  Splice,      // splice(fd -> fd_out, len)
-  Shutdown,    // shutdown(fd, how = flags)
-  PollIn,      // completes once fd is readable, at EOF or failed; result = poll revents
+  kNop,
+  kAccept,      // fd = listener; result = new fd
+  kAcceptMulti, // multishot accept on io_uring; every CQE goes to on_cqe
+  kConnect,     // fd = socket, addr
+  kRecv,        // recv into buf.spare()
+  kRecvPooled,  // recv into a buffer the driver picks (provided ring / plain pool)
+  kSend,        // send buf bytes [offset, size)
+  kRead,        // read(2) into buf.spare() (signalfd, eventfd, pipes, files)
+  kWrite,       // write(2) of buf bytes [offset, size)
+  kRecvFrom,    // recvfrom into buf.spare(); fills addr
+  kSendTo,      // sendto of buf to addr
+  kSplice,      // splice(fd -> fd_out, len)
+  kShutdown,    // shutdown(fd, how = flags)
+  kPollIn,      // completes once fd is readable, at EOF or failed; result = poll revents
 };
 
 /// An in-flight operation. Slots are owned by the runtime, never by the awaiting coroutine:
 /// when the awaiter goes away first, the slot is marked detached and freed when the kernel's
 /// completion arrives, so the kernel never writes into freed memory.
 struct Op {
-  OpCode code = OpCode::Nop;
+  OpCode code = OpCode::kNop;
   int fd = -1;
   int fd_out = -1;  // splice target
   int flags = 0;    // MSG_* for send/recv, `how` for shutdown, SPLICE_F_* for splice
@@ -120,7 +120,7 @@ class Driver {
   virtual void wake() = 0;
   /// Called before `fd` is closed: drops per-fd state and fails ops still waiting on it.
   virtual void forget_fd(int fd) = 0;
-  /// Whether OpCode::AcceptMulti works (the listener then keeps one op armed; it stays armed
+  /// Whether OpCode::kAcceptMulti works (the listener then keeps one op armed; it stays armed
   /// while completions carry IORING_CQE_F_MORE).
   virtual bool has_multishot_accept() const { return false; }
 

@@ -53,28 +53,28 @@ Result<void> Socket::set_option(int level, int name, int value) {
 // StreamSocket
 
 IoAwaiter<detail::ExtractRead> StreamSocket::read(Buffer buf) {
-  Op* op = detail::new_op(OpCode::Recv, fd());
+  Op* op = detail::new_op(OpCode::kRecv, fd());
   op->buf = std::move(buf);
   return IoAwaiter<detail::ExtractRead>(op);
 }
 
 IoAwaiter<detail::ExtractPooled> StreamSocket::read_pooled() {
-  return IoAwaiter<detail::ExtractPooled>(detail::new_op(OpCode::RecvPooled, fd()));
+  return IoAwaiter<detail::ExtractPooled>(detail::new_op(OpCode::kRecvPooled, fd()));
 }
 
 IoAwaiter<detail::ExtractPooled> StreamSocket::read_pooled(Duration limit) {
-  return IoAwaiter<detail::ExtractPooled>(detail::new_op(OpCode::RecvPooled, fd()), limit);
+  return IoAwaiter<detail::ExtractPooled>(detail::new_op(OpCode::kRecvPooled, fd()), limit);
 }
 
 IoAwaiter<detail::ExtractWrite> StreamSocket::write(Buffer buf, std::size_t offset) {
-  Op* op = detail::new_op(OpCode::Send, fd());
+  Op* op = detail::new_op(OpCode::kSend, fd());
   op->buf = std::move(buf);
   op->offset = offset;
   return IoAwaiter<detail::ExtractWrite>(op);
 }
 
 WriteAllAwaiter StreamSocket::write_all(Buffer buf) {
-  Op* op = detail::new_op(OpCode::Send, fd());
+  Op* op = detail::new_op(OpCode::kSend, fd());
   op->buf = std::move(buf);
   return WriteAllAwaiter(op);
 }
@@ -131,7 +131,7 @@ BufWriteResult WriteAllAwaiter::await_resume() {
 }
 
 IoAwaiter<detail::ExtractSize> StreamSocket::splice(int in, int out, uint32_t len, bool wait_on_out) {
-  Op* op = detail::new_op(OpCode::Splice, in);
+  Op* op = detail::new_op(OpCode::kSplice, in);
   op->fd_out = out;
   op->len = len;
   op->flags = SPLICE_F_MOVE;
@@ -148,7 +148,7 @@ Result<void> StreamSocket::shutdown_write() {
 // IdleWatch
 
 IdleWatch::IdleWatch(int fd, IdleWatchListener* listener) : rt_(&Runtime::current()) {
-  Op* op = detail::new_op(OpCode::PollIn, fd);
+  Op* op = detail::new_op(OpCode::kPollIn, fd);
   op->on_cqe = &IdleWatch::on_cqe;
   // Non-null while the watch wants the outcome: the listener, or the op itself when none.
   op->owner = listener ? static_cast<void*>(listener) : op;
@@ -194,7 +194,7 @@ Result<UniqueFd> new_socket(int family, int type) {
 }
 
 IoAwaiter<detail::ExtractVoid> connect_op(int fd, const SocketAddress& addr) {
-  Op* op = detail::new_op(OpCode::Connect, fd);
+  Op* op = detail::new_op(OpCode::kConnect, fd);
   std::memcpy(&op->a().addr, addr.data(), addr.size());
   op->a().addrlen = addr.size();
   return IoAwaiter<detail::ExtractVoid>(op);
@@ -333,7 +333,7 @@ void StreamListener::on_accept_cqe(Op* op, int32_t res, uint32_t flags) {
 }
 
 void StreamListener::arm() {
-  Op* op = detail::new_op(OpCode::AcceptMulti, fd());
+  Op* op = detail::new_op(OpCode::kAcceptMulti, fd());
   op->on_cqe = &StreamListener::on_accept_cqe;
   op->owner = q_.get();
   q_->op = op;
@@ -370,7 +370,7 @@ Task<Result<UniqueFd>> StreamListener::accept_fd(SocketAddress* peer) {
         continue;
       }
     } else {
-      Op* op = detail::new_op(OpCode::Accept, fd());
+      Op* op = detail::new_op(OpCode::kAccept, fd());
       auto r = co_await IoAwaiter<detail::ExtractAccept>(op);
       if (r.fd) {
         if (peer) *peer = r.peer;
@@ -454,13 +454,13 @@ Result<UdpSocket> UdpSocket::bind(const SocketAddress& addr) {
 }
 
 IoAwaiter<detail::ExtractDatagram> UdpSocket::recv_from(Buffer buf) {
-  Op* op = detail::new_op(OpCode::RecvFrom, fd());
+  Op* op = detail::new_op(OpCode::kRecvFrom, fd());
   op->buf = std::move(buf);
   return IoAwaiter<detail::ExtractDatagram>(op);
 }
 
 IoAwaiter<detail::ExtractWrite> UdpSocket::send_to(Buffer buf, const SocketAddress& to) {
-  Op* op = detail::new_op(OpCode::SendTo, fd());
+  Op* op = detail::new_op(OpCode::kSendTo, fd());
   op->buf = std::move(buf);
   std::memcpy(&op->a().addr, to.data(), to.size());
   op->a().addrlen = to.size();

@@ -21,7 +21,7 @@ void set_runtime_log_sink(LogSink sink) { g_log_sink.store(sink ? sink : &stderr
 void runtime_log(int level, const std::string& message) { g_log_sink.load()(level, message); }
 
 void Op::reset() {
-  code = OpCode::Nop;
+  code = OpCode::kNop;
   fd = fd_out = -1;
   flags = 0;
   len = 0;

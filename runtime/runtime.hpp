@@ -80,7 +80,7 @@ inline thread_local TaskCtx* current_ctx = nullptr;
 // ---------------------------------------------------------------------------------------------
 
 struct RuntimeOptions {
-  IoMode io = IoMode::Auto;        // LBD_IO ("io_uring" | "epoll" | "auto"), when set, overrides this
+  IoMode io = IoMode::kAuto;        // LBD_IO ("io_uring" | "epoll" | "auto"), when set, overrides this
   unsigned ring_entries = 1024;    // io_uring submission queue size
   bool provided_buffers = true;    // io_uring: recv from a provided buffer ring when possible
   std::size_t recv_buffer_size = 16 * 1024;

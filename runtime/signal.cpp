@@ -17,7 +17,7 @@ Result<SignalSet> SignalSet::create(std::initializer_list<int> signals) {
 }
 
 Task<Result<int>> SignalSet::next() {
-  Op* op = detail::new_op(OpCode::Read, fd_.fd());
+  Op* op = detail::new_op(OpCode::kRead, fd_.fd());
   op->buf = Buffer(sizeof(signalfd_siginfo));
   auto [res, buf] = co_await IoAwaiter<detail::ExtractRead>(op);
   if (!res) co_return res.error();

@@ -16,32 +16,32 @@ struct EnumName {
 };
 
 inline constexpr EnumName<IoMode> kIoModeNames[] = {
-    {"auto", IoMode::Auto}, {"io_uring", IoMode::IoUring}, {"epoll", IoMode::Epoll}};
+    {"auto", IoMode::kAuto}, {"io_uring", IoMode::kIoUring}, {"epoll", IoMode::kEpoll}};
 
 inline constexpr EnumName<LogLevel> kLogLevelNames[] = {
-    {"trace", LogLevel::Trace}, {"debug", LogLevel::Debug}, {"info", LogLevel::Info},
-    {"warn", LogLevel::Warn},   {"error", LogLevel::Error}, {"critical", LogLevel::Critical},
-    {"off", LogLevel::Off}};
+    {"trace", LogLevel::kTrace}, {"debug", LogLevel::kDebug}, {"info", LogLevel::kInfo},
+    {"warn", LogLevel::kWarn},   {"error", LogLevel::kError}, {"critical", LogLevel::kCritical},
+    {"off", LogLevel::kOff}};
 
 inline constexpr EnumName<AccessLogFormat> kAccessLogFormatNames[] = {
-    {"combined", AccessLogFormat::Combined}, {"json", AccessLogFormat::Json}};
+    {"combined", AccessLogFormat::kCombined}, {"json", AccessLogFormat::kJson}};
 
-inline constexpr EnumName<Protocol> kProtocolNames[] = {{"tcp", Protocol::Tcp},
-                                                        {"http", Protocol::Http}};
+inline constexpr EnumName<Protocol> kProtocolNames[] = {{"tcp", Protocol::kTcp},
+                                                        {"http", Protocol::kHttp}};
 
-inline constexpr EnumName<Balance> kBalanceNames[] = {{"round_robin", Balance::RoundRobin},
-                                                      {"least_conn", Balance::LeastConn},
-                                                      {"random_two", Balance::RandomTwo},
-                                                      {"hash", Balance::Hash}};
+inline constexpr EnumName<Balance> kBalanceNames[] = {{"round_robin", Balance::kRoundRobin},
+                                                      {"least_conn", Balance::kLeastConn},
+                                                      {"random_two", Balance::kRandomTwo},
+                                                      {"hash", Balance::kHash}};
 
-inline constexpr EnumName<HashKeyKind> kHashKeyKindNames[] = {{"source_ip", HashKeyKind::SourceIp},
-                                                              {"header", HashKeyKind::Header}};
+inline constexpr EnumName<HashKeyKind> kHashKeyKindNames[] = {{"source_ip", HashKeyKind::kSourceIp},
+                                                              {"header", HashKeyKind::kHeader}};
 
 inline constexpr EnumName<HealthCheckType> kHealthCheckTypeNames[] = {
-    {"tcp", HealthCheckType::Tcp}, {"http", HealthCheckType::Http}};
+    {"tcp", HealthCheckType::kTcp}, {"http", HealthCheckType::kHttp}};
 
 inline constexpr EnumName<Forwarding> kForwardingNames[] = {
-    {"auto", Forwarding::Auto}, {"copy", Forwarding::Copy}, {"splice", Forwarding::Splice}};
+    {"auto", Forwarding::kAuto}, {"copy", Forwarding::kCopy}, {"splice", Forwarding::kSplice}};
 
 template <class E>
 std::string_view enum_name(std::span<const EnumName<E>> table, E value) {

@@ -10,10 +10,10 @@ namespace lbd::proxy {
 namespace {
 BalanceKind kind_of(config::Balance b) {
   switch (b) {
-    case config::Balance::RoundRobin: return BalanceKind::kRoundRobin;
-    case config::Balance::LeastConn: return BalanceKind::kLeastConn;
-    case config::Balance::RandomTwo: return BalanceKind::kRandomTwo;
-    case config::Balance::Hash: return BalanceKind::kHash;
+    case config::Balance::kRoundRobin: return BalanceKind::kRoundRobin;
+    case config::Balance::kLeastConn: return BalanceKind::kLeastConn;
+    case config::Balance::kRandomTwo: return BalanceKind::kRandomTwo;
+    case config::Balance::kHash: return BalanceKind::kHash;
   }
   return BalanceKind::kRoundRobin;
 }
@@ -52,7 +52,7 @@ Cluster::Cluster(const config::ClusterConfig& cfg, uint64_t seed) : cfg_(cfg) {
 
 PickContext Cluster::pick_context(const SocketAddress& client) const {
   PickContext ctx;
-  if (cfg_.balance == config::Balance::Hash && cfg_.hash_key.kind == config::HashKeyKind::SourceIp)
+  if (cfg_.balance == config::Balance::kHash && cfg_.hash_key.kind == config::HashKeyKind::kSourceIp)
     ctx.hash_key = hash_source_address(*client.data());
   return ctx;
 }
@@ -165,10 +165,10 @@ Task<void> Cluster::trim_later(std::shared_ptr<Cluster*> self, Duration hold) {
 Task<std::variant<Upstream, ConnectError>> Cluster::connect(PickContext ctx, ListenerStats* stats, bool use_pool) {
   ExcludeSet tried;
   std::string failures;
-  ConnectFailure last = ConnectFailure::NoEndpoint;
+  ConnectFailure last = ConnectFailure::kNoEndpoint;
   for (uint32_t attempt = 0; attempt <= cfg_.retries; ++attempt) {
     if (cfg_.max_connections != 0 && active_total_ >= cfg_.max_connections) {
-      co_return ConnectError{ConnectFailure::OverLimit,
+      co_return ConnectError{ConnectFailure::kOverLimit,
                              "cluster " + cfg_.name + " is at max_connections (" +
                                  std::to_string(cfg_.max_connections) + ")"};
     }
@@ -195,13 +195,13 @@ Task<std::variant<Upstream, ConnectError>> Cluster::connect(PickContext ctx, Lis
     if (!failures.empty()) failures += "; ";
     failures += what;
     if (err == ETIMEDOUT) {
-      last = ConnectFailure::Timeout;
+      last = ConnectFailure::kTimeout;
       if (stats) ++stats->connect_timeout;
     } else if (err == ECONNREFUSED || err == ECONNRESET) {
-      last = ConnectFailure::Refused;
+      last = ConnectFailure::kRefused;
       if (stats) ++stats->connect_refused;
     } else {
-      last = ConnectFailure::Other;
+      last = ConnectFailure::kOther;
       if (stats) ++stats->connect_other;
     }
   }

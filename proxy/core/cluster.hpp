@@ -45,7 +45,7 @@ struct Upstream {
 };
 
 /// Why connecting to a cluster failed, for counters and the client's answer.
-enum class ConnectFailure { NoEndpoint, OverLimit, Refused, Timeout, Other };
+enum class ConnectFailure { kNoEndpoint, kOverLimit, kRefused, kTimeout, kOther };
 
 struct ConnectError {
   ConnectFailure cause;

@@ -137,10 +137,10 @@ Task<void> ProxyWorker::run_session(TcpStream client, SessionEnv env) {
   SessionGuard guard(this, env.stats);
   CancelLink link(&kill_);  // the kill switch reaches this task without a wrapper frame
   switch (env.listener->protocol) {
-    case config::Protocol::Tcp:
+    case config::Protocol::kTcp:
       co_await run_tcp_session(&client, &env, &kill_);
       break;
-    case config::Protocol::Http:
+    case config::Protocol::kHttp:
       co_await run_http_session(&client, &env, &kill_);
       break;
   }

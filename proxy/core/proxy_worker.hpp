@@ -24,7 +24,7 @@ class ListenerSlot {
  public:
   std::string name;
   SocketAddress address;
-  config::Protocol protocol = config::Protocol::Tcp;
+  config::Protocol protocol = config::Protocol::kTcp;
   StreamListener socket;
   ListenerStats stats;
   CancelSource stop;  // ends the accept loop

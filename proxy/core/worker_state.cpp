@@ -5,7 +5,7 @@ namespace lbd::proxy {
 WorkerState::WorkerState(std::shared_ptr<const config::Config> cfg, uint64_t seed) : cfg_(std::move(cfg)) {
   for (const auto& c : cfg_->clusters) clusters_.emplace(c.name, std::make_unique<Cluster>(c, seed));
   for (const auto& l : cfg_->listeners)
-    if (l.protocol == config::Protocol::Http) routers_.emplace(l.name, std::make_unique<HttpRouter>(l));
+    if (l.protocol == config::Protocol::kHttp) routers_.emplace(l.name, std::make_unique<HttpRouter>(l));
 }
 
 const HttpRouter* WorkerState::router(const std::string& listener) const {

@@ -16,7 +16,7 @@ namespace {
 // a replaced one never touches freed memory; reloads are rare, so this stays small.
 std::vector<std::shared_ptr<spdlog::logger>> g_loggers;
 std::atomic<spdlog::logger*> g_logger_raw{nullptr};
-std::atomic<config::AccessLogFormat> g_format{config::AccessLogFormat::Combined};
+std::atomic<config::AccessLogFormat> g_format{config::AccessLogFormat::kCombined};
 
 /// "[25/Nov/2026:06:40:01 +0000]", cached per thread for the current second.
 std::string_view local_time_field() {
@@ -101,7 +101,7 @@ std::string format_access(const AccessRecord& r, config::AccessLogFormat format)
   std::string out;
   out.reserve(256);
   std::string client = r.client ? r.client->host_string() : "-";
-  if (format == config::AccessLogFormat::Json) {
+  if (format == config::AccessLogFormat::kJson) {
     auto now = std::chrono::system_clock::now();
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
     out += "{\"time_ms\":" + std::to_string(ms);

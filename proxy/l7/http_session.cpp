@@ -319,8 +319,8 @@ class HttpSession {
     }
     Cluster* cluster = env_.state->cluster(route->cluster);
     PickContext pick = cluster->pick_context(env_.peer);
-    if (cluster->config().balance == config::Balance::Hash &&
-        cluster->config().hash_key.kind == config::HashKeyKind::Header) {
+    if (cluster->config().balance == config::Balance::kHash &&
+        cluster->config().hash_key.kind == config::HashKeyKind::kHeader) {
       auto v = req.headers.get(cluster->config().hash_key.header_name);
       pick.hash_key = v ? std::optional<uint64_t>(hash_bytes(*v)) : std::nullopt;
     }
@@ -332,8 +332,8 @@ class HttpSession {
       upstream_start_ = Clock::now();
       auto got = co_await cluster->connect(pick, env_.stats, /*use_pool=*/true);
       if (auto* err = std::get_if<ConnectError>(&got)) {
-        int status = err->cause == ConnectFailure::Timeout                                    ? 504
-                     : err->cause == ConnectFailure::NoEndpoint || err->cause == ConnectFailure::OverLimit ? 503
+        int status = err->cause == ConnectFailure::kTimeout                                    ? 504
+                     : err->cause == ConnectFailure::kNoEndpoint || err->cause == ConnectFailure::kOverLimit ? 503
                                                                                                            : 502;
         co_await reject(status, err->detail);
         co_return ExchangeEnd{};

@@ -19,9 +19,9 @@ constexpr unsigned kBulkReadsInARow = 4;
 /// The end of a pump whose await failed with `err`; stops the other direction unless this
 /// pump was itself cancelled (then whoever cancelled it is in charge).
 PumpEnd failed(const Error& err, PumpEnd otherwise, PumpPeer* peer) {
-  if (err.is(ECANCELED)) return PumpEnd::Cancelled;
+  if (err.is(ECANCELED)) return PumpEnd::kCancelled;
   peer->stop_other();
-  return err.is(ETIMEDOUT) ? PumpEnd::Idle : otherwise;
+  return err.is(ETIMEDOUT) ? PumpEnd::kIdle : otherwise;
 }
 
 using Pipe = std::pair<UniqueFd, UniqueFd>;  // [0] read end, [1] write end
@@ -43,18 +43,18 @@ Task<PumpEnd> splice_through(StreamSocket* from, StreamSocket* to, int pipe_out,
     auto n = co_await StreamSocket::splice(from->fd(), pipe_in, kSpliceChunk, false).with_timeout(idle);
     if (!n) {
       if (n.error().is(ETIMEDOUT) && Clock::now() - *last_activity < idle) continue;  // the other way is busy
-      co_return failed(n.error(), PumpEnd::ReadError, peer);
+      co_return failed(n.error(), PumpEnd::kReadError, peer);
     }
     if (*n == 0) {
       (void)to->shutdown_write();  // the peer may be gone already; the other pump finds out
-      co_return PumpEnd::Eof;
+      co_return PumpEnd::kEof;
     }
     *last_activity = Clock::now();
     *bytes += *n;
     for (std::size_t left = *n; left > 0;) {
       auto m = co_await StreamSocket::splice(pipe_out, to->fd(), static_cast<uint32_t>(left), true).with_timeout(idle);
-      if (!m) co_return failed(m.error(), PumpEnd::WriteError, peer);
-      if (*m == 0) co_return failed(errno_error(EPIPE), PumpEnd::WriteError, peer);
+      if (!m) co_return failed(m.error(), PumpEnd::kWriteError, peer);
+      if (*m == 0) co_return failed(errno_error(EPIPE), PumpEnd::kWriteError, peer);
       left -= *m;
     }
   }
@@ -86,11 +86,11 @@ Task<PumpEnd> pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::t
                    uint64_t* bytes, PumpPeer* peer, config::Forwarding mode) {
   CancelLink link(peer->kill);  // links nothing when null
   std::optional<Pipe> pipe;
-  if (mode == config::Forwarding::Splice) {
+  if (mode == config::Forwarding::kSplice) {
     pipe = open_pipe("closing the session");
     if (!pipe) {
       peer->stop_other();
-      co_return PumpEnd::ReadError;
+      co_return PumpEnd::kReadError;
     }
   }
   // Copying. Everything this loop read is written before it hands over to splice, so the
@@ -100,21 +100,21 @@ Task<PumpEnd> pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::t
     auto r = co_await from->read_pooled(idle);
     if (!r) {
       if (r.error().is(ETIMEDOUT) && Clock::now() - *last_activity < idle) continue;  // the other way is busy
-      co_return failed(r.error(), PumpEnd::ReadError, peer);
+      co_return failed(r.error(), PumpEnd::kReadError, peer);
     }
     Buffer& buf = *r;
     if (buf.empty()) {
       (void)to->shutdown_write();  // the peer may be gone already; the other pump finds out
-      co_return PumpEnd::Eof;
+      co_return PumpEnd::kEof;
     }
     *last_activity = Clock::now();
     *bytes += buf.size();
     full_reads = buf.size() == buf.capacity() ? full_reads + 1 : 0;
     auto w = co_await write_all_within(to, &buf, idle);
-    if (!w) co_return failed(w.error(), PumpEnd::WriteError, peer);
-    if (mode == config::Forwarding::Auto && full_reads >= kBulkReadsInARow) {
+    if (!w) co_return failed(w.error(), PumpEnd::kWriteError, peer);
+    if (mode == config::Forwarding::kAuto && full_reads >= kBulkReadsInARow) {
       pipe = open_pipe("this session keeps copying");
-      if (!pipe) mode = config::Forwarding::Copy;
+      if (!pipe) mode = config::Forwarding::kCopy;
     }
   }
   co_return co_await splice_through(from, to, pipe->first.get(), pipe->second.get(), idle, last_activity, bytes, peer);
@@ -123,9 +123,9 @@ Task<PumpEnd> pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::t
 namespace {
 void count_end(ListenerStats& st, PumpEnd end, bool from_client) {
   switch (end) {
-    case PumpEnd::Idle: ++st.idle_timeouts; break;
-    case PumpEnd::ReadError: ++(from_client ? st.client_errors : st.upstream_errors); break;
-    case PumpEnd::WriteError: ++(from_client ? st.upstream_errors : st.client_errors); break;
+    case PumpEnd::kIdle: ++st.idle_timeouts; break;
+    case PumpEnd::kReadError: ++(from_client ? st.client_errors : st.upstream_errors); break;
+    case PumpEnd::kWriteError: ++(from_client ? st.upstream_errors : st.client_errors); break;
     default: break;
   }
 }
@@ -195,7 +195,7 @@ Task<void> run_tcp_session(TcpStream* client, const SessionEnv* env, CancelSourc
   PumpEnd upstream_end = co_await *relay.down_task;
   count_end(st, client_end, true);
   count_end(st, upstream_end, false);
-  if (client_end == PumpEnd::Idle || upstream_end == PumpEnd::Idle)
+  if (client_end == PumpEnd::kIdle || upstream_end == PumpEnd::kIdle)
     log_debug("listener {}: client {}: closed after {}ms idle", env->listener->name, env->peer.to_string(),
               std::chrono::duration_cast<std::chrono::milliseconds>(env->listener->timeouts.idle).count());
 }

@@ -15,7 +15,7 @@ namespace lbd::proxy {
 Task<void> run_tcp_session(TcpStream* client, const SessionEnv* env, CancelSource* kill);
 
 /// How one direction of a session ended.
-enum class PumpEnd { Eof, Idle, ReadError, WriteError, Cancelled };
+enum class PumpEnd { kEof, kIdle, kReadError, kWriteError, kCancelled };
 
 /// How a pump reaches the other direction of its relay, to stop it when this one fails. The
 /// other direction is either a spawned task (`other_task`) or runs inline in the relaying task
@@ -50,7 +50,7 @@ inline Task<void> relay_both_ways(StreamSocket* client, StreamSocket* upstream, 
                                   Duration upstream_idle, ListenerStats* stats, CancelSource* kill, bool use_splice,
                                   PumpEnd* client_end, PumpEnd* upstream_end) {
   return relay_both_ways(client, upstream, client_idle, upstream_idle, stats, kill,
-                         use_splice ? config::Forwarding::Splice : config::Forwarding::Copy, client_end,
+                         use_splice ? config::Forwarding::kSplice : config::Forwarding::kCopy, client_end,
                          upstream_end);
 }
 

@@ -17,17 +17,17 @@ IoMode mode_from_env(IoMode configured, std::string& source) {
   if (env && *env) {
     if (std::strcmp(env, "io_uring") == 0) {
       source = "LBD_IO=io_uring";
-      return IoMode::IoUring;
+      return IoMode::kIoUring;
     }
     if (std::strcmp(env, "epoll") == 0) {
       source = "LBD_IO=epoll";
-      return IoMode::Epoll;
+      return IoMode::kEpoll;
     }
     if (std::strcmp(env, "auto") != 0)
       runtime_log(2, std::string("ignoring LBD_IO=") + env + " (expected io_uring, epoll or auto)");
   }
-  if (configured == IoMode::IoUring) source = "io: io_uring";
-  if (configured == IoMode::Epoll) source = "io: epoll";
+  if (configured == IoMode::kIoUring) source = "io: io_uring";
+  if (configured == IoMode::kEpoll) source = "io: epoll";
   return configured;
 }
 }  // namespace
@@ -36,12 +36,12 @@ std::unique_ptr<Driver> make_driver(Runtime& rt, const RuntimeOptions& opts) {
   std::string source;
   IoMode mode = mode_from_env(opts.io, source);
   std::string uring_error;
-  if (mode != IoMode::Epoll) {
+  if (mode != IoMode::kEpoll) {
     if (auto d = detail::IoUringDriver::create(rt, opts, uring_error)) {
-      d->info_mut().reason = mode == IoMode::IoUring ? "forced by " + source : "io_uring available";
+      d->info_mut().reason = mode == IoMode::kIoUring ? "forced by " + source : "io_uring available";
       return d;
     }
-    if (mode == IoMode::IoUring)
+    if (mode == IoMode::kIoUring)
       runtime_log(2, "io_uring was requested (" + source + ") but " + uring_error + "; using epoll");
   }
   std::string epoll_error;
@@ -50,7 +50,7 @@ std::unique_ptr<Driver> make_driver(Runtime& rt, const RuntimeOptions& opts) {
     runtime_log(3, "no usable I/O driver: " + epoll_error);
     std::abort();
   }
-  d->info_mut().reason = mode == IoMode::Epoll ? "forced by " + source : uring_error + "; falling back to epoll";
+  d->info_mut().reason = mode == IoMode::kEpoll ? "forced by " + source : uring_error + "; falling back to epoll";
   return d;
 }
 

@@ -26,12 +26,12 @@ constexpr uint8_t kNotWaiting = 0xff;
 
 uint8_t direction_of(const Op* op) {
   switch (op->code) {
-    case OpCode::Connect:
-    case OpCode::Send:
-    case OpCode::Write:
-    case OpCode::SendTo:
+    case OpCode::kConnect:
+    case OpCode::kSend:
+    case OpCode::kWrite:
+    case OpCode::kSendTo:
       return kOut;
-    case OpCode::Splice:
+    case OpCode::kSplice:
       return op->wait_out ? kOut : kIn;
     default:
       return kIn;
@@ -39,7 +39,7 @@ uint8_t direction_of(const Op* op) {
 }
 
 int wait_fd_of(const Op* op) {
-  if (op->code == OpCode::Splice && op->wait_out) return op->fd_out;
+  if (op->code == OpCode::kSplice && op->wait_out) return op->fd_out;
   return op->fd;
 }
 
@@ -83,15 +83,15 @@ EpollDriver::~EpollDriver() {
 
 int EpollDriver::try_op(Op* op) {
   switch (op->code) {
-    case OpCode::Nop:
+    case OpCode::kNop:
       return 0;
-    case OpCode::Accept:
-    case OpCode::AcceptMulti: {
+    case OpCode::kAccept:
+    case OpCode::kAcceptMulti: {
       op->a().addrlen = sizeof(op->a().addr);
       return neg_errno(accept4(op->fd, reinterpret_cast<sockaddr*>(&op->a().addr), &op->a().addrlen,
                                SOCK_NONBLOCK | SOCK_CLOEXEC));
     }
-    case OpCode::Connect: {
+    case OpCode::kConnect: {
       if (op->len == 0) {
         op->len = 1;  // connect issued; later tries read the outcome
         int r = ::connect(op->fd, reinterpret_cast<const sockaddr*>(&op->a().addr), op->a().addrlen);
@@ -111,11 +111,11 @@ int EpollDriver::try_op(Op* op) {
       }
       return -err;
     }
-    case OpCode::Recv: {
+    case OpCode::kRecv: {
       auto spare = op->buf.spare();
       return neg_errno(::recv(op->fd, spare.data(), spare.size(), op->flags | MSG_DONTWAIT));
     }
-    case OpCode::RecvPooled: {
+    case OpCode::kRecvPooled: {
       Buffer b = pool_.take();
       ssize_t r = ::recv(op->fd, b.data(), b.capacity(), op->flags | MSG_DONTWAIT);
       if (r < 0) return -errno;  // b goes back to the pool
@@ -123,33 +123,33 @@ int EpollDriver::try_op(Op* op) {
       op->buf = std::move(b);
       return static_cast<int>(r);
     }
-    case OpCode::Send: {
+    case OpCode::kSend: {
       ssize_t r = ::send(op->fd, op->buf.data() + op->offset, op->buf.size() - op->offset,
                          op->flags | MSG_DONTWAIT | MSG_NOSIGNAL);
       return neg_errno(r);
     }
-    case OpCode::Read: {
+    case OpCode::kRead: {
       auto spare = op->buf.spare();
       return neg_errno(::read(op->fd, spare.data(), spare.size()));
     }
-    case OpCode::Write:
+    case OpCode::kWrite:
       return neg_errno(::write(op->fd, op->buf.data() + op->offset, op->buf.size() - op->offset));
-    case OpCode::RecvFrom: {
+    case OpCode::kRecvFrom: {
       auto spare = op->buf.spare();
       op->a().addrlen = sizeof(op->a().addr);
       return neg_errno(::recvfrom(op->fd, spare.data(), spare.size(), op->flags | MSG_DONTWAIT,
                                   reinterpret_cast<sockaddr*>(&op->a().addr), &op->a().addrlen));
     }
-    case OpCode::SendTo:
+    case OpCode::kSendTo:
       return neg_errno(::sendto(op->fd, op->buf.data() + op->offset, op->buf.size() - op->offset,
                                 op->flags | MSG_DONTWAIT | MSG_NOSIGNAL,
                                 reinterpret_cast<const sockaddr*>(&op->a().addr), op->a().addrlen));
-    case OpCode::Splice:
+    case OpCode::kSplice:
       return neg_errno(::splice(op->fd, nullptr, op->fd_out, nullptr, op->len,
                                 static_cast<unsigned>(op->flags) | SPLICE_F_NONBLOCK));
-    case OpCode::Shutdown:
+    case OpCode::kShutdown:
       return ::shutdown(op->fd, op->flags) < 0 ? -errno : 0;
-    case OpCode::PollIn: {
+    case OpCode::kPollIn: {
       pollfd p{op->fd, POLLIN | POLLRDHUP, 0};
       int r = ::poll(&p, 1, 0);
       if (r < 0) return -errno;
@@ -160,7 +160,7 @@ int EpollDriver::try_op(Op* op) {
 }
 
 static bool is_stream_read(const Op* op) {
-  return op->code == OpCode::Recv || op->code == OpCode::RecvPooled || op->code == OpCode::PollIn;
+  return op->code == OpCode::kRecv || op->code == OpCode::kRecvPooled || op->code == OpCode::kPollIn;
 }
 
 bool EpollDriver::worth_trying(const Op* op) const {
@@ -174,13 +174,13 @@ void EpollDriver::note_read(const Op* op, int res, std::size_t asked) {
   auto fd = static_cast<std::size_t>(op->fd);
   if (fd >= fds_.size()) return;
   // EOF (0) and errors leave the flag set: the next read must see them again at once.
-  bool short_read = op->code != OpCode::PollIn && res > 0 && static_cast<std::size_t>(res) < asked;
+  bool short_read = op->code != OpCode::kPollIn && res > 0 && static_cast<std::size_t>(res) < asked;
   if (res == -EAGAIN || short_read) fds_[fd].maybe_readable = false;
 }
 
 bool EpollDriver::submit(Op* op) {
   if (!worth_trying(op)) return !wait(op);
-  std::size_t asked = op->code == OpCode::Recv ? op->buf.spare().size() : pool_.block_size();
+  std::size_t asked = op->code == OpCode::kRecv ? op->buf.spare().size() : pool_.block_size();
   int r = try_op(op);
   if (r == -EINTR) r = try_op(op);
   note_read(op, r, asked);
@@ -261,7 +261,7 @@ void EpollDriver::retry(int fd, uint8_t dir) {
   // on after a short send) has just tried and met EAGAIN, so it waits for the next edge.
   Op* last = fds_[fd].tail[dir];
   while (Op* op = fds_[fd].head[dir]) {
-    std::size_t asked = op->code == OpCode::Recv ? op->buf.spare().size() : pool_.block_size();
+    std::size_t asked = op->code == OpCode::kRecv ? op->buf.spare().size() : pool_.block_size();
     int r = try_op(op);
     note_read(op, r, asked);
     if (r == -EAGAIN) return;

@@ -216,35 +216,35 @@ void IoUringDriver::arm_wake() {
 void IoUringDriver::prep(Op* op) {
   io_uring_sqe* sqe = get_sqe();
   if (op->wait_dir == kPolling) {
-    bool out = op->code == OpCode::Write || op->code == OpCode::Send || op->code == OpCode::SendTo ||
-               op->code == OpCode::Connect || (op->code == OpCode::Splice && op->wait_out);
-    int fd = (op->code == OpCode::Splice && op->wait_out) ? op->fd_out : op->fd;
+    bool out = op->code == OpCode::kWrite || op->code == OpCode::kSend || op->code == OpCode::kSendTo ||
+               op->code == OpCode::kConnect || (op->code == OpCode::kSplice && op->wait_out);
+    int fd = (op->code == OpCode::kSplice && op->wait_out) ? op->fd_out : op->fd;
     io_uring_prep_poll_add(sqe, fd, out ? POLLOUT : POLLIN);
     io_uring_sqe_set_data(sqe, op);
     ++in_kernel_;
     return;
   }
   switch (op->code) {
-    case OpCode::Nop:
+    case OpCode::kNop:
       io_uring_prep_nop(sqe);
       break;
-    case OpCode::Accept:
+    case OpCode::kAccept:
       op->a().addrlen = sizeof(op->a().addr);
       io_uring_prep_accept(sqe, op->fd, reinterpret_cast<sockaddr*>(&op->a().addr), &op->a().addrlen,
                            SOCK_NONBLOCK | SOCK_CLOEXEC);
       break;
-    case OpCode::AcceptMulti:
+    case OpCode::kAcceptMulti:
       io_uring_prep_multishot_accept(sqe, op->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       break;
-    case OpCode::Connect:
+    case OpCode::kConnect:
       io_uring_prep_connect(sqe, op->fd, reinterpret_cast<const sockaddr*>(&op->a().addr), op->a().addrlen);
       break;
-    case OpCode::Recv: {
+    case OpCode::kRecv: {
       auto spare = op->buf.spare();
       io_uring_prep_recv(sqe, op->fd, spare.data(), spare.size(), op->flags);
       break;
     }
-    case OpCode::RecvPooled:
+    case OpCode::kRecvPooled:
       if (ring_pool_ && !op->buf.capacity()) {
         io_uring_prep_recv(sqe, op->fd, nullptr, 0, op->flags);
         sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -254,20 +254,20 @@ void IoUringDriver::prep(Op* op) {
         io_uring_prep_recv(sqe, op->fd, op->buf.data(), op->buf.capacity(), op->flags);
       }
       break;
-    case OpCode::Send:
+    case OpCode::kSend:
       io_uring_prep_send(sqe, op->fd, op->buf.data() + op->offset, op->buf.size() - op->offset,
                          op->flags | MSG_NOSIGNAL);
       break;
-    case OpCode::Read: {
+    case OpCode::kRead: {
       auto spare = op->buf.spare();
       io_uring_prep_read(sqe, op->fd, spare.data(), static_cast<unsigned>(spare.size()), ~0ULL);
       break;
     }
-    case OpCode::Write:
+    case OpCode::kWrite:
       io_uring_prep_write(sqe, op->fd, op->buf.data() + op->offset,
                           static_cast<unsigned>(op->buf.size() - op->offset), ~0ULL);
       break;
-    case OpCode::RecvFrom: {
+    case OpCode::kRecvFrom: {
       auto spare = op->buf.spare();
       op->a().iov = {spare.data(), spare.size()};
       op->a().msg = {};
@@ -278,7 +278,7 @@ void IoUringDriver::prep(Op* op) {
       io_uring_prep_recvmsg(sqe, op->fd, &op->a().msg, op->flags);
       break;
     }
-    case OpCode::SendTo:
+    case OpCode::kSendTo:
       op->a().iov = {op->buf.data() + op->offset, op->buf.size() - op->offset};
       op->a().msg = {};
       op->a().msg.msg_name = &op->a().addr;
@@ -287,13 +287,13 @@ void IoUringDriver::prep(Op* op) {
       op->a().msg.msg_iovlen = 1;
       io_uring_prep_sendmsg(sqe, op->fd, &op->a().msg, op->flags | MSG_NOSIGNAL);
       break;
-    case OpCode::Splice:
+    case OpCode::kSplice:
       io_uring_prep_splice(sqe, op->fd, -1, op->fd_out, -1, op->len, static_cast<unsigned>(op->flags));
       break;
-    case OpCode::Shutdown:
+    case OpCode::kShutdown:
       io_uring_prep_shutdown(sqe, op->fd, op->flags);
       break;
-    case OpCode::PollIn:
+    case OpCode::kPollIn:
       io_uring_prep_poll_add(sqe, op->fd, POLLIN | POLLRDHUP);
       break;
   }
@@ -310,7 +310,7 @@ bool IoUringDriver::submit(Op* op) {
 void IoUringDriver::track(Op* op) {
   // A PollIn's owner (IdleWatch) cancels it before the socket closes; counting it would make
   // that close submit a second cancel, by fd, in a syscall of its own.
-  if (op->fd < 0 || op->code == OpCode::PollIn) return;
+  if (op->fd < 0 || op->code == OpCode::kPollIn) return;
   auto fd = static_cast<std::size_t>(op->fd);
   if (fd >= fd_ops_.size()) fd_ops_.resize(fd + 64);
   ++fd_ops_[fd];
@@ -366,7 +366,7 @@ void IoUringDriver::handle(io_uring_cqe* cqe) {
     rt_.complete(op, res < 0 ? res : -ECANCELED, 0);
     return;
   }
-  if (res == -EAGAIN && op->code != OpCode::AcceptMulti) {
+  if (res == -EAGAIN && op->code != OpCode::kAcceptMulti) {
     // Non-blocking fds (eventfd, signalfd, pipes) answer EAGAIN instead of parking: poll first.
     // An op whose cancel raced that answer ends as cancelled (or timed out), never as EAGAIN.
     if (op->cancel_requested) {
@@ -377,7 +377,7 @@ void IoUringDriver::handle(io_uring_cqe* cqe) {
       return;
     }
   }
-  if (op->code == OpCode::RecvPooled) {
+  if (op->code == OpCode::kRecvPooled) {
     if (flags & IORING_CQE_F_BUFFER) {
       op->buf = ring_pool_->wrap(flags >> IORING_CQE_BUFFER_SHIFT, res);
     } else if (res == -ENOBUFS && !op->cancel_requested) {
@@ -389,7 +389,7 @@ void IoUringDriver::handle(io_uring_cqe* cqe) {
       op->buf.set_size(res);  // a fallback plain buffer
     }
   }
-  if (op->code == OpCode::RecvFrom && res >= 0) op->a().addrlen = op->a().msg.msg_namelen;
+  if (op->code == OpCode::kRecvFrom && res >= 0) op->a().addrlen = op->a().msg.msg_namelen;
   if (!(flags & IORING_CQE_F_MORE)) untrack(op);
   rt_.complete(op, res, flags);
 }

@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--port") == 0) port = static_cast<uint16_t>(std::atoi(argv[i + 1]));
     if (std::strcmp(argv[i], "--io") == 0)
-      opts.io = std::strcmp(argv[i + 1], "epoll") == 0 ? IoMode::Epoll : IoMode::IoUring;
+      opts.io = std::strcmp(argv[i + 1], "epoll") == 0 ? IoMode::kEpoll : IoMode::kIoUring;
   }
   Runtime rt(opts);
   return rt.block_on(serve(port));

@@ -333,7 +333,7 @@ struct Options {
   std::string host = "127.0.0.1";
   int port = -1;
   std::string id = "http_hello";
-  IoMode io = IoMode::Auto;
+  IoMode io = IoMode::kAuto;
   unsigned workers = 0;  // 0: one, on the main thread
 };
 
@@ -368,9 +368,9 @@ Options parse_args(int argc, char** argv) {
     } else if (a == "--workers") {
       o.workers = static_cast<unsigned>(number(1, 1024));
     } else if (a == "--io") {
-      if (v == "io_uring") o.io = IoMode::IoUring;
-      else if (v == "epoll") o.io = IoMode::Epoll;
-      else if (v == "auto") o.io = IoMode::Auto;
+      if (v == "io_uring") o.io = IoMode::kIoUring;
+      else if (v == "epoll") o.io = IoMode::kEpoll;
+      else if (v == "auto") o.io = IoMode::kAuto;
       else usage("--io: expected io_uring, epoll or auto");
     } else {
       usage(("unknown option " + std::string(a)).c_str());
@@ -452,7 +452,7 @@ int main(int argc, char** argv) {
   {
     // Ask worker 0 which driver it runs; the main thread only waits.
     RuntimeOptions main_opts;
-    main_opts.io = IoMode::Epoll;
+    main_opts.io = IoMode::kEpoll;
     Runtime control(main_opts);
     announce(control.block_on(worker_driver_description(pool.mailbox(0))));
   }

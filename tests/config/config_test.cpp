@@ -113,10 +113,10 @@ TEST(DesignSketch, CompletedLoadsEveryValue) {
   const Config c = load_ok(text);
 
   EXPECT_EQ(c.workers, 0);
-  EXPECT_EQ(c.io, IoMode::Auto);
-  EXPECT_EQ(c.log.level, LogLevel::Info);
+  EXPECT_EQ(c.io, IoMode::kAuto);
+  EXPECT_EQ(c.log.level, LogLevel::kInfo);
   EXPECT_EQ(c.log.access_log, "stdout");
-  EXPECT_EQ(c.log.access_log_format, AccessLogFormat::Combined);
+  EXPECT_EQ(c.log.access_log_format, AccessLogFormat::kCombined);
   EXPECT_EQ(c.admin.listen, addr("127.0.0.1:9901"));
   EXPECT_EQ(c.shutdown.drain_timeout, 30s);
   EXPECT_EQ(c.source_path, "lb.yaml");
@@ -125,7 +125,7 @@ TEST(DesignSketch, CompletedLoadsEveryValue) {
   const ListenerConfig& web = c.listeners[0];
   EXPECT_EQ(web.name, "web");
   EXPECT_EQ(web.listen, addr("0.0.0.0:8080"));
-  EXPECT_EQ(web.protocol, Protocol::Http);
+  EXPECT_EQ(web.protocol, Protocol::kHttp);
   EXPECT_EQ(web.max_connections, 10000u);
   EXPECT_EQ(web.timeouts.header, 10s);
   EXPECT_EQ(web.timeouts.idle, 60s);
@@ -140,14 +140,14 @@ TEST(DesignSketch, CompletedLoadsEveryValue) {
   EXPECT_EQ(web.routes[1].cluster, "web");
 
   const ListenerConfig& db = c.listeners[1];
-  EXPECT_EQ(db.protocol, Protocol::Tcp);
+  EXPECT_EQ(db.protocol, Protocol::kTcp);
   EXPECT_EQ(db.cluster, "pg");
   EXPECT_EQ(db.listen.port(), 5432);
 
   ASSERT_EQ(c.clusters.size(), 3u);
   const ClusterConfig& w = c.clusters[0];
-  EXPECT_EQ(w.balance, Balance::Hash);
-  EXPECT_EQ(w.hash_key.kind, HashKeyKind::SourceIp);
+  EXPECT_EQ(w.balance, Balance::kHash);
+  EXPECT_EQ(w.hash_key.kind, HashKeyKind::kSourceIp);
   ASSERT_EQ(w.endpoints.size(), 2u);
   EXPECT_EQ(w.endpoints[0].address, addr("10.0.0.11:8080"));
   EXPECT_EQ(w.endpoints[0].weight, 3u);
@@ -162,7 +162,7 @@ TEST(DesignSketch, CompletedLoadsEveryValue) {
   EXPECT_EQ(w.max_connections, 1024u);
   EXPECT_EQ(w.retries, 1u);
   ASSERT_TRUE(w.health_check.has_value());
-  EXPECT_EQ(w.health_check->type, HealthCheckType::Http);
+  EXPECT_EQ(w.health_check->type, HealthCheckType::kHttp);
   EXPECT_EQ(w.health_check->path, "/healthz");
   EXPECT_EQ(w.health_check->interval, 2s);
   EXPECT_EQ(w.health_check->timeout, 1s);
@@ -171,7 +171,7 @@ TEST(DesignSketch, CompletedLoadsEveryValue) {
 
   const ClusterConfig* pg = c.find_cluster("pg");
   ASSERT_NE(pg, nullptr);
-  EXPECT_EQ(pg->balance, Balance::LeastConn);
+  EXPECT_EQ(pg->balance, Balance::kLeastConn);
   ASSERT_EQ(pg->endpoints.size(), 2u);
   EXPECT_TRUE(pg->endpoints[0].address.is_ipv6());
   EXPECT_EQ(pg->endpoints[1].address, addr("unix:/run/pg.sock"));
@@ -191,10 +191,10 @@ clusters:
     health_check: {}
 )");
   EXPECT_EQ(c.workers, 0);
-  EXPECT_EQ(c.io, IoMode::Auto);
-  EXPECT_EQ(c.log.level, LogLevel::Info);
+  EXPECT_EQ(c.io, IoMode::kAuto);
+  EXPECT_EQ(c.log.level, LogLevel::kInfo);
   EXPECT_EQ(c.log.access_log, "stdout");
-  EXPECT_EQ(c.log.access_log_format, AccessLogFormat::Combined);
+  EXPECT_EQ(c.log.access_log_format, AccessLogFormat::kCombined);
   EXPECT_EQ(c.log.error_log, "stderr");
   EXPECT_FALSE(c.admin.listen.has_value());
   EXPECT_EQ(c.shutdown.drain_timeout, 30s);
@@ -216,7 +216,7 @@ clusters:
 
   ASSERT_EQ(c.clusters.size(), 1u);
   const ClusterConfig& w = c.clusters[0];
-  EXPECT_EQ(w.balance, Balance::RoundRobin);
+  EXPECT_EQ(w.balance, Balance::kRoundRobin);
   EXPECT_EQ(w.endpoints[0].weight, 1u);
   EXPECT_EQ(w.timeouts.connect, 5s);
   EXPECT_EQ(w.timeouts.read, 60s);
@@ -228,7 +228,7 @@ clusters:
   EXPECT_EQ(w.max_connections, 0u);
   EXPECT_EQ(w.retries, 1u);
   ASSERT_TRUE(w.health_check.has_value());  // present but empty: all check defaults
-  EXPECT_EQ(w.health_check->type, HealthCheckType::Tcp);
+  EXPECT_EQ(w.health_check->type, HealthCheckType::kTcp);
   EXPECT_EQ(w.health_check->path, "/");
   EXPECT_EQ(w.health_check->interval, 2s);
   EXPECT_EQ(w.health_check->timeout, 1s);
@@ -293,10 +293,10 @@ clusters:
     health_check: { type: http }
 )");
   EXPECT_EQ(c.workers, 4);
-  EXPECT_EQ(c.io, IoMode::Epoll);
-  EXPECT_EQ(c.log.level, LogLevel::Debug);
+  EXPECT_EQ(c.io, IoMode::kEpoll);
+  EXPECT_EQ(c.log.level, LogLevel::kDebug);
   EXPECT_EQ(c.log.access_log, "/var/log/lbd/access.log");
-  EXPECT_EQ(c.log.access_log_format, AccessLogFormat::Json);
+  EXPECT_EQ(c.log.access_log_format, AccessLogFormat::kJson);
   EXPECT_EQ(c.log.error_log, "stdout");
   EXPECT_EQ(c.shutdown.drain_timeout, 0ms);
 
@@ -334,15 +334,15 @@ clusters:
   EXPECT_EQ(c.listeners[1].listen, addr("unix:/run/lbd.sock"));
 
   const ClusterConfig& api = c.clusters[0];
-  EXPECT_EQ(api.balance, Balance::Hash);
-  EXPECT_EQ(api.hash_key.kind, HashKeyKind::Header);
+  EXPECT_EQ(api.balance, Balance::kHash);
+  EXPECT_EQ(api.hash_key.kind, HashKeyKind::kHeader);
   EXPECT_EQ(api.hash_key.header_name, "x-user-id");
   EXPECT_EQ(api.endpoints[0].weight, 1u);
   EXPECT_EQ(api.endpoints[1].weight, 256u);
   EXPECT_EQ(api.keepalive.max_idle, 0u);
   EXPECT_EQ(api.max_connections, 1u);
   EXPECT_EQ(api.retries, 0u);
-  EXPECT_EQ(api.health_check->type, HealthCheckType::Http);
+  EXPECT_EQ(api.health_check->type, HealthCheckType::kHttp);
   EXPECT_EQ(api.health_check->path, "/");
 }
 
@@ -404,12 +404,12 @@ TEST(ExampleConfig, LoadsAndItsDefaultMarkersAreTrue) {
   ASSERT_EQ(c.listeners.size(), 2u);
   const ListenerConfig& http = c.listeners[0];
   EXPECT_EQ(http.listen, addr("127.0.0.1:8080"));
-  EXPECT_EQ(http.protocol, Protocol::Http);
+  EXPECT_EQ(http.protocol, Protocol::kHttp);
   ASSERT_FALSE(http.routes.empty());
   EXPECT_EQ(http.routes[0].cluster, "web");
   const ListenerConfig& tcp = c.listeners[1];
   EXPECT_EQ(tcp.listen, addr("127.0.0.1:8443"));
-  EXPECT_EQ(tcp.protocol, Protocol::Tcp);
+  EXPECT_EQ(tcp.protocol, Protocol::kTcp);
   EXPECT_EQ(tcp.cluster, "tcp_echo");
   const ClusterConfig* web = c.find_cluster("web");
   ASSERT_NE(web, nullptr);
@@ -424,7 +424,7 @@ TEST(ExampleConfig, LoadsAndItsDefaultMarkersAreTrue) {
   // The file marks these sections "(default)": they must equal what the code defaults to, or
   // the reference config lies.
   EXPECT_EQ(c.workers, 0);
-  EXPECT_EQ(c.io, IoMode::Auto);
+  EXPECT_EQ(c.io, IoMode::kAuto);
   EXPECT_EQ(c.log, LogConfig{});
   EXPECT_EQ(c.shutdown, ShutdownConfig{});
   EXPECT_EQ(http.max_connections, ListenerConfig{}.max_connections);
@@ -433,7 +433,7 @@ TEST(ExampleConfig, LoadsAndItsDefaultMarkersAreTrue) {
   EXPECT_EQ(http.limits, Limits{});
   EXPECT_EQ(http.forwarded_headers, ForwardedHeaders{});
   EXPECT_EQ(tcp.timeouts.idle, ListenerTimeouts::kTcpIdleDefault);
-  EXPECT_EQ(web->balance, Balance::RoundRobin);
+  EXPECT_EQ(web->balance, Balance::kRoundRobin);
   EXPECT_EQ(web->timeouts, ClusterTimeouts{});
   EXPECT_EQ(web->keepalive, Keepalive{});
   EXPECT_EQ(web->max_connections, ClusterConfig{}.max_connections);
@@ -1044,13 +1044,13 @@ TEST(ConfigErrorFormat, LeavesOutWhatIsAbsent) {
 }
 
 TEST(EnumNames, UseTheConfigFileSpelling) {
-  EXPECT_EQ(to_string(IoMode::IoUring), "io_uring");
-  EXPECT_EQ(to_string(LogLevel::Critical), "critical");
-  EXPECT_EQ(to_string(AccessLogFormat::Json), "json");
-  EXPECT_EQ(to_string(Protocol::Tcp), "tcp");
-  EXPECT_EQ(to_string(Balance::RandomTwo), "random_two");
-  EXPECT_EQ(to_string(HashKeyKind::SourceIp), "source_ip");
-  EXPECT_EQ(to_string(HealthCheckType::Http), "http");
+  EXPECT_EQ(to_string(IoMode::kIoUring), "io_uring");
+  EXPECT_EQ(to_string(LogLevel::kCritical), "critical");
+  EXPECT_EQ(to_string(AccessLogFormat::kJson), "json");
+  EXPECT_EQ(to_string(Protocol::kTcp), "tcp");
+  EXPECT_EQ(to_string(Balance::kRandomTwo), "random_two");
+  EXPECT_EQ(to_string(HashKeyKind::kSourceIp), "source_ip");
+  EXPECT_EQ(to_string(HealthCheckType::kHttp), "http");
 }
 
 TEST(Describe, SummarisesListenersAndClusters) {
@@ -1121,12 +1121,12 @@ listeners:
     forwarding: auto
 )" + std::string(kOneCluster));
   ASSERT_EQ(cfg.listeners.size(), 4u);
-  EXPECT_EQ(cfg.listeners[0].forwarding, Forwarding::Auto);
-  EXPECT_EQ(cfg.listeners[1].forwarding, Forwarding::Splice);
-  EXPECT_EQ(cfg.listeners[2].forwarding, Forwarding::Copy);
-  EXPECT_EQ(cfg.listeners[3].forwarding, Forwarding::Auto);
-  EXPECT_EQ(to_string(Forwarding::Splice), "splice");
-  EXPECT_EQ(to_string(Forwarding::Auto), "auto");
+  EXPECT_EQ(cfg.listeners[0].forwarding, Forwarding::kAuto);
+  EXPECT_EQ(cfg.listeners[1].forwarding, Forwarding::kSplice);
+  EXPECT_EQ(cfg.listeners[2].forwarding, Forwarding::kCopy);
+  EXPECT_EQ(cfg.listeners[3].forwarding, Forwarding::kAuto);
+  EXPECT_EQ(to_string(Forwarding::kSplice), "splice");
+  EXPECT_EQ(to_string(Forwarding::kAuto), "auto");
 }
 
 TEST(Forwarding, RejectsUnknownValuesAndHttpListeners) {

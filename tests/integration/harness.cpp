@@ -66,7 +66,7 @@ bool io_uring_usable(std::string* why) {
     std::string old = saved ? saved : "";
     ::unsetenv("LBD_IO");
     RuntimeOptions opts;
-    opts.io = IoMode::IoUring;
+    opts.io = IoMode::kIoUring;
     std::pair<bool, std::string> r;
     {
       Runtime rt(opts);
@@ -272,10 +272,10 @@ bool send_all(int fd, const std::string& s, Ms limit) { return send_all(fd, s.da
 
 const char* to_string(End e) {
   switch (e) {
-    case End::Eof: return "EOF";
-    case End::Reset: return "reset";
-    case End::Timeout: return "timeout";
-    case End::Error: return "error";
+    case End::kEof: return "EOF";
+    case End::kReset: return "reset";
+    case End::kTimeout: return "timeout";
+    case End::kError: return "error";
   }
   return "?";
 }
@@ -288,19 +288,19 @@ ssize_t read_some(int fd, char* buf, std::size_t cap, Clock::time_point deadline
     ssize_t n = ::recv(fd, buf, cap, MSG_DONTWAIT);
     if (n > 0) return n;
     if (n == 0) {
-      *end = End::Eof;
+      *end = End::kEof;
       return 0;
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       if (wait_fd(fd, POLLIN, deadline) == 0) {
-        *end = End::Timeout;
+        *end = End::kTimeout;
         return 0;
       }
       continue;
     }
     *error = errno;
-    *end = errno == ECONNRESET ? End::Reset : End::Error;
+    *end = errno == ECONNRESET ? End::kReset : End::kError;
     return 0;
   }
 }
@@ -316,7 +316,7 @@ ReadResult read_exact(int fd, std::size_t n, Ms limit) {
     if (got == 0) return r;
     r.data.append(buf, static_cast<std::size_t>(got));
   }
-  r.end = End::Eof;  // not reached, but complete
+  r.end = End::kEof;  // not reached, but complete
   return r;
 }
 
@@ -448,7 +448,7 @@ uint64_t send_stream(int fd, uint64_t seed, uint64_t n, Ms limit) {
 End check_stream(int fd, StreamChecker& checker, Ms limit) {
   auto deadline = Clock::now() + limit;
   std::vector<char> buf(64 * 1024);
-  End end = End::Eof;
+  End end = End::kEof;
   int error = 0;
   for (;;) {
     ssize_t got = read_some(fd, buf.data(), buf.size(), deadline, &end, &error);
@@ -969,7 +969,7 @@ std::string identify_once(uint16_t port, const std::string& source, std::string*
   // state (least_conn and random_two count open sessions).
   ::shutdown(c.fd.get(), SHUT_WR);
   auto rest = read_to_end(c.fd.get(), 5000ms);
-  if (!rest.data.empty() || rest.end != End::Eof) {
+  if (!rest.data.empty() || rest.end != End::kEof) {
     if (error) *error = std::string("no clean end after the id (") + to_string(rest.end) + ")";
     return "";
   }

@@ -114,12 +114,12 @@ bool send_all(int fd, const void* data, std::size_t n, Ms limit = 10000ms);
 bool send_all(int fd, const std::string& s, Ms limit = 10000ms);
 
 /// How a read that waited for the end of a stream ended.
-enum class End { Eof, Reset, Timeout, Error };
+enum class End { kEof, kReset, kTimeout, kError };
 const char* to_string(End e);
 
 struct ReadResult {
   std::string data;
-  End end = End::Eof;
+  End end = End::kEof;
   int error = 0;
 };
 

@@ -33,7 +33,7 @@ class HttpFraming : public HttpTest {
     EXPECT_EQ(resp.status, status) << resp.summary();
     EXPECT_EQ(resp.header("Connection").value_or(""), "close") << resp.raw_head;
     End end = r.wait_end(5000ms);
-    EXPECT_TRUE(end == End::Eof || end == End::Reset) << "lbd did not close the connection: " << to_string(end);
+    EXPECT_TRUE(end == End::kEof || end == End::kReset) << "lbd did not close the connection: " << to_string(end);
     return resp;
   }
 
@@ -215,7 +215,7 @@ TEST_P(HttpFraming, PipelinedRequestsAreAnsweredInOrder) {
   EXPECT_EQ(reqs[2].target, "/three");
   for (const auto& q : reqs) EXPECT_TRUE(q.complete) << q.summary();
   // The connection stays open for more.
-  EXPECT_EQ(r.wait_end(200ms), End::Timeout);
+  EXPECT_EQ(r.wait_end(200ms), End::kTimeout);
 }
 
 LBD_INSTANTIATE_DRIVERS(HttpFraming);

@@ -152,7 +152,7 @@ bool HttpReader::fill(Clock::time_point deadline, End* end) {
       return true;
     }
     if (n == 0) {
-      *end = End::Eof;
+      *end = End::kEof;
       return false;
     }
     if (errno == EINTR) continue;
@@ -160,16 +160,16 @@ bool HttpReader::fill(Clock::time_point deadline, End* end) {
       pollfd p{fd_, POLLIN, 0};
       int r = ::poll(&p, 1, remaining_ms(deadline));
       if (r == 0) {
-        *end = End::Timeout;
+        *end = End::kTimeout;
         return false;
       }
       if (r < 0 && errno != EINTR) {
-        *end = End::Error;
+        *end = End::kError;
         return false;
       }
       continue;
     }
-    *end = errno == ECONNRESET ? End::Reset : End::Error;
+    *end = errno == ECONNRESET ? End::kReset : End::kError;
     return false;
   }
 }
@@ -183,7 +183,7 @@ HttpMessage HttpReader::read_head(bool response, Ms limit) {
     if (end_pos != std::string::npos) break;
     if (buf_.size() > kMaxHead) {
       m.error = "head longer than 1 MiB";
-      m.end = End::Error;
+      m.end = End::kError;
       return m;
     }
     End e;
@@ -200,7 +200,7 @@ HttpMessage HttpReader::read_head(bool response, Ms limit) {
   auto eol = head.find("\r\n");
   std::string_view start = head.substr(0, eol);
   std::string_view fields = eol == std::string_view::npos ? std::string_view() : head.substr(eol + 2);
-  m.end = End::Error;
+  m.end = End::kError;
   if (start.find('\r') != std::string_view::npos || start.find('\n') != std::string_view::npos) {
     m.error = "bare CR or LF in the start line";
     return m;
@@ -237,7 +237,7 @@ HttpMessage HttpReader::read_head(bool response, Ms limit) {
   }
   if (!parse_fields(fields, m.headers, &m.error)) return m;
   m.have_head = true;
-  m.end = End::Eof;
+  m.end = End::kEof;
   return m;
 }
 
@@ -248,7 +248,7 @@ void HttpReader::take_body_bytes(HttpMessage& m, std::string_view data) {
 }
 
 bool HttpReader::read_chunked(HttpMessage& m, Clock::time_point deadline) {
-  End e = End::Eof;
+  End e = End::kEof;
   for (;;) {
     // The chunk-size line.
     std::size_t eol;
@@ -333,7 +333,7 @@ bool HttpReader::read_chunked(HttpMessage& m, Clock::time_point deadline) {
 void HttpReader::read_body(HttpMessage& m, bool response, std::string_view method, Ms limit) {
   auto deadline = Clock::now() + limit;
   digest_ = std::make_unique<StreamChecker>(0);
-  m.end = End::Error;
+  m.end = End::kError;
   // Framing, as RFC 9112 §6.3 decides it.
   auto te = m.header("Transfer-Encoding");
   auto cl = m.header("Content-Length");
@@ -360,7 +360,7 @@ void HttpReader::read_body(HttpMessage& m, bool response, std::string_view metho
     m.framing = response ? HttpMessage::Framing::kUntilClose : HttpMessage::Framing::kNone;
   }
 
-  End e = End::Eof;
+  End e = End::kEof;
   switch (m.framing) {
     case HttpMessage::Framing::kNone:
       break;
@@ -395,7 +395,7 @@ void HttpReader::read_body(HttpMessage& m, bool response, std::string_view metho
         }
         if (!fill(deadline, &e)) break;
       }
-      if (e != End::Eof) {
+      if (e != End::kEof) {
         m.end = e;
         m.error = "close-delimited body ended by " + std::string(to_string(e));
         m.body_digest = digest_->digest();
@@ -405,7 +405,7 @@ void HttpReader::read_body(HttpMessage& m, bool response, std::string_view metho
   }
   m.body_digest = digest_->digest();
   m.complete = true;
-  m.end = End::Eof;
+  m.end = End::kEof;
 }
 
 HttpMessage HttpReader::read_request(Ms limit) {
@@ -441,9 +441,9 @@ bool HttpReader::wait_buffered(std::size_t n, Ms limit) {
 }
 
 End HttpReader::wait_end(Ms limit) {
-  if (!buf_.empty()) return End::Error;
-  End e = End::Eof;
-  if (fill(Clock::now() + limit, &e)) return End::Error;
+  if (!buf_.empty()) return End::kError;
+  End e = End::kEof;
+  if (fill(Clock::now() + limit, &e)) return End::kError;
   return e;
 }
 
@@ -474,7 +474,7 @@ void HttpBackend::serve(int fd) {
     if (!m.have_head) {
       std::lock_guard lock(mu_);
       // Bytes that never made a head are a request too, a broken one.
-      if (!reader.buffered().empty() || m.end == End::Error) {
+      if (!reader.buffered().empty() || m.end == End::kError) {
         if (m.raw_head.empty()) m.raw_head = reader.buffered();
         rec->requests.push_back(m);
       }

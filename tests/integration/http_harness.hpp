@@ -56,7 +56,7 @@ struct HttpMessage {
 
   bool complete = false;  // head and body read, as the framing says
   std::string error;      // why not complete: "EOF after 12 of 40 body bytes", "bad status line"
-  End end = End::Eof;     // how the stream ended, when it did
+  End end = End::kEof;     // how the stream ended, when it did
 
   /// The first field called `name` (case-insensitive), if any.
   std::optional<std::string> header(std::string_view name) const;
@@ -127,7 +127,7 @@ struct BackendConnRecord {
   std::vector<HttpMessage> requests;  // in arrival order; the last may be incomplete
   uint64_t bytes = 0;                 // everything received, framing included
   bool ended = false;                 // the handler finished with this connection
-  End end = End::Eof;                 // how the peer ended it (when ended and not by the responder)
+  End end = End::kEof;                 // how the peer ended it (when ended and not by the responder)
 };
 
 class HttpBackend;

@@ -278,7 +278,7 @@ TEST_P(HttpOperations, SigtermLetsASlowResponseFinishClosesIdleConnectionsAndExi
   ASSERT_TRUE(lbd_->signal(SIGTERM));
   ASSERT_TRUE(lbd_->wait_log("SIGTERM", 5000ms));
   // The idle connection is closed at once, without a response.
-  EXPECT_EQ(idle_reader.wait_end(5000ms), End::Eof);
+  EXPECT_EQ(idle_reader.wait_end(5000ms), End::kEof);
   // New connections are refused.
   EXPECT_TRUE(wait_until([&] { return !connect_to(port_, "", 1000ms).fd; }, 5000ms, 10ms));
   EXPECT_TRUE(lbd_->running()) << "lbd exited with a response in flight";
@@ -290,7 +290,7 @@ TEST_P(HttpOperations, SigtermLetsASlowResponseFinishClosesIdleConnectionsAndExi
   EXPECT_EQ(resp.status, 200);
   EXPECT_EQ(resp.body, "slow done");
   End end = slow_reader.wait_end(5000ms);
-  EXPECT_TRUE(end == End::Eof || end == End::Reset) << to_string(end);
+  EXPECT_TRUE(end == End::kEof || end == End::kReset) << to_string(end);
   auto status = lbd_->wait_exit(10000ms);
   ASSERT_TRUE(status) << "lbd did not exit after the drain";
   EXPECT_TRUE(status->exited) << status->to_string();

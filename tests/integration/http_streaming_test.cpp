@@ -259,7 +259,7 @@ TEST_P(HttpStreaming, UpgradeTunnelCarriesFramesBothWaysByteExact) {
   // The client ends its side: the backend's echo ends, and so does the tunnel.
   ::shutdown(c.get(), SHUT_WR);
   End end = r.wait_end(5000ms);
-  EXPECT_TRUE(end == End::Eof || end == End::Reset) << to_string(end);
+  EXPECT_TRUE(end == End::kEof || end == End::kReset) << to_string(end);
   EXPECT_TRUE(backend.wait_idle(5000ms));
 }
 

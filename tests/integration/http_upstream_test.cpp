@@ -96,7 +96,7 @@ TEST_P(HttpUpstream, ResetMidContentLengthBodyCutsTheClientShort) {
   r.read_body(resp, true, "GET", 5000ms);
   EXPECT_FALSE(resp.complete) << "the client got a complete-looking message after the backend reset";
   EXPECT_LT(resp.body_size, 100000u);
-  EXPECT_TRUE(resp.end == End::Eof || resp.end == End::Reset) << to_string(resp.end) << ": " << resp.error;
+  EXPECT_TRUE(resp.end == End::kEof || resp.end == End::kReset) << to_string(resp.end) << ": " << resp.error;
 }
 
 TEST_P(HttpUpstream, ResetMidChunkedBodyNeverSendsTheLastChunk) {
@@ -114,7 +114,7 @@ TEST_P(HttpUpstream, ResetMidChunkedBodyNeverSendsTheLastChunk) {
   r.read_body(resp, true, "GET", 5000ms);
   EXPECT_FALSE(resp.complete) << "the client got the terminating chunk after the backend reset";
   EXPECT_EQ(resp.body_size, 1000u);
-  EXPECT_TRUE(resp.end == End::Eof || resp.end == End::Reset) << to_string(resp.end) << ": " << resp.error;
+  EXPECT_TRUE(resp.end == End::kEof || resp.end == End::kReset) << to_string(resp.end) << ": " << resp.error;
 }
 
 TEST_P(HttpUpstream, BadStatusLineIsBadGatewayAndTheConnectionIsNotReused) {
@@ -182,14 +182,14 @@ TEST_P(HttpUpstream, ClientStoppingInTheHeadGetsRequestTimeout) {
   EXPECT_GE(took, 450ms);
   EXPECT_LT(took, 5000ms);
   End end = r.wait_end(5000ms);
-  EXPECT_TRUE(end == End::Eof || end == End::Reset) << to_string(end);
+  EXPECT_TRUE(end == End::kEof || end == End::kReset) << to_string(end);
   EXPECT_EQ(backend.accepted(), 0);
 
   // A connection that never sends a byte is closed after timeouts.header without an answer.
   Fd quiet = client();
   t0 = Clock::now();
   HttpReader q(quiet.get());
-  EXPECT_EQ(q.wait_end(10000ms), End::Eof);
+  EXPECT_EQ(q.wait_end(10000ms), End::kEof);
   EXPECT_GE(since(t0), 450ms);
   EXPECT_EQ(q.bytes_read(), 0u);
 }

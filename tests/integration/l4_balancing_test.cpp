@@ -389,7 +389,7 @@ TEST_P(L4Failover, ConnectTimeoutClosesTheClient) {
   auto t0 = Clock::now();
   auto r = read_to_end(c.get(), 5000ms);
   auto waited = std::chrono::duration_cast<Ms>(Clock::now() - t0);
-  EXPECT_TRUE(r.end == End::Eof || r.end == End::Reset) << "client not closed: " << to_string(r.end);
+  EXPECT_TRUE(r.end == End::kEof || r.end == End::kReset) << "client not closed: " << to_string(r.end);
   EXPECT_EQ(r.data, "");
   // lbd's timer starts after our connect completed, so the close cannot come before 300ms.
   EXPECT_GE(waited, 300ms);

@@ -103,7 +103,7 @@ TEST_P(L4Lifecycle, SigtermDrainsRunningTransfers) {
     EXPECT_FALSE(c->in.first_mismatch());
     ::shutdown(c->fd.get(), SHUT_WR);
     auto rest = read_to_end(c->fd.get(), 5000ms);
-    EXPECT_EQ(rest.end, End::Eof) << to_string(rest.end);
+    EXPECT_EQ(rest.end, End::kEof) << to_string(rest.end);
   }
   clients.clear();
   auto status = lbd_->wait_exit(10000ms);
@@ -131,7 +131,7 @@ TEST_P(L4Lifecycle, DrainTimeoutClosesSessionsThatDoNotEnd) {
   ASSERT_TRUE(lbd_->signal(SIGTERM));
   auto r = read_to_end(c.get(), 5000ms);
   auto waited = std::chrono::duration_cast<Ms>(Clock::now() - t0);
-  EXPECT_TRUE(r.end == End::Eof || r.end == End::Reset) << "session not closed: " << to_string(r.end);
+  EXPECT_TRUE(r.end == End::kEof || r.end == End::kReset) << "session not closed: " << to_string(r.end);
   EXPECT_GE(waited, 500ms) << "closed before drain_timeout";
   EXPECT_LE(waited, 5000ms);
   auto status = lbd_->wait_exit(5000ms);
@@ -160,7 +160,7 @@ TEST_P(L4Lifecycle, SigintStopsAtOnce) {
   EXPECT_TRUE(status->exited && status->code == 0) << status->to_string();
   EXPECT_LT(std::chrono::duration_cast<Ms>(Clock::now() - t0), 3000ms);
   auto r = read_to_end(c.get(), 3000ms);
-  EXPECT_TRUE(r.end == End::Eof || r.end == End::Reset) << to_string(r.end);
+  EXPECT_TRUE(r.end == End::kEof || r.end == End::kReset) << to_string(r.end);
 }
 
 /// "file:line:col" of the first occurrence of `needle` in `text`.

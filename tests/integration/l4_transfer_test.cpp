@@ -22,7 +22,7 @@ struct BulkSide {
   uint64_t received = 0;
   uint64_t digest = 0;
   std::optional<uint64_t> mismatch;
-  End end = End::Error;
+  End end = End::kError;
 };
 
 /// Sends `n` bytes of stream `down_seed` while checking that it receives `n` bytes of stream
@@ -83,14 +83,14 @@ class L4Transfer : public LbdTest {
     EXPECT_EQ(side->received, n);
     EXPECT_FALSE(side->mismatch) << "first differing byte at offset " << side->mismatch.value_or(0);
     EXPECT_EQ(side->digest, expected_digest);
-    EXPECT_EQ(side->end, End::Eof) << to_string(side->end);
+    EXPECT_EQ(side->end, End::kEof) << to_string(side->end);
     // Backend -> client.
     EXPECT_EQ(side->sent, n);
     EXPECT_EQ(checker.received(), n);
     EXPECT_FALSE(checker.first_mismatch()) << "first differing byte at offset "
                                            << checker.first_mismatch().value_or(0);
     EXPECT_EQ(checker.digest(), expected_down_digest);
-    EXPECT_EQ(end, End::Eof) << to_string(end);
+    EXPECT_EQ(end, End::kEof) << to_string(end);
   }
 };
 
@@ -219,7 +219,7 @@ TEST_P(L4Transfer, TwoHundredConcurrentEchoClients) {
       if (in.first_mismatch()) return fail("echo differs at offset " + std::to_string(*in.first_mismatch()));
       ::shutdown(c.fd.get(), SHUT_WR);
       auto rest = read_to_end(c.fd.get(), 5000ms);
-      if (!rest.data.empty() || rest.end != End::Eof)
+      if (!rest.data.empty() || rest.end != End::kEof)
         return fail(std::string("expected a clean EOF, got ") + to_string(rest.end));
       ++ok;
     });
@@ -277,7 +277,7 @@ TEST_P(L4Transfer, HalfCloseIsPassedThrough) {
   EXPECT_TRUE(seen->replied.load());
   EXPECT_EQ(reply.received(), kReply);
   EXPECT_FALSE(reply.first_mismatch());
-  EXPECT_EQ(end, End::Eof) << "after the reply the client should read EOF, got " << to_string(end);
+  EXPECT_EQ(end, End::kEof) << "after the reply the client should read EOF, got " << to_string(end);
 }
 
 // max_connections: 2 on one worker: two held connections work, a third is closed at once, and
@@ -307,7 +307,7 @@ TEST_P(L4Transfer, MaxConnectionsClosesTheExtraConnection) {
   (void)send_all(third.get(), "third");
   auto r = read_to_end(third.get(), 3000ms);
   auto waited = std::chrono::duration_cast<Ms>(Clock::now() - t0);
-  EXPECT_TRUE(r.end == End::Eof || r.end == End::Reset) << to_string(r.end);
+  EXPECT_TRUE(r.end == End::kEof || r.end == End::kReset) << to_string(r.end);
   EXPECT_EQ(r.data, "") << "the third connection was served";
   EXPECT_LT(waited, 1000ms) << "the third connection was not closed at once";
   EXPECT_TRUE(lbd_->wait_log("max_connections (2) reached", 2000ms));

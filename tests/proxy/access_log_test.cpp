@@ -24,19 +24,19 @@ AccessRecord record_with_user_agent(std::string_view ua) {
 constexpr std::string_view kHostile = "a\"b\\c\x01\n\x7f" "d";
 
 TEST(AccessLog, CombinedEscapesQuotesBackslashesControlBytesAndDel) {
-  std::string line = format_access(record_with_user_agent(kHostile), config::AccessLogFormat::Combined);
+  std::string line = format_access(record_with_user_agent(kHostile), config::AccessLogFormat::kCombined);
   EXPECT_NE(line.find(R"("a\"b\\c\x01\x0A\x7Fd")"), std::string::npos) << line;
   EXPECT_EQ(line.find('\n'), std::string::npos) << line;
 }
 
 TEST(AccessLog, JsonEscapesQuotesBackslashesAndControlBytesButNotDel) {
-  std::string line = format_access(record_with_user_agent(kHostile), config::AccessLogFormat::Json);
+  std::string line = format_access(record_with_user_agent(kHostile), config::AccessLogFormat::kJson);
   EXPECT_NE(line.find("\"user_agent\":\"a\\\"b\\\\c\\u0001\\u000a\x7f" "d\""), std::string::npos) << line;
   EXPECT_EQ(line.find('\n'), std::string::npos) << line;
 }
 
 TEST(AccessLog, CombinedWritesADashForAnEmptyField) {
-  std::string line = format_access(record_with_user_agent(""), config::AccessLogFormat::Combined);
+  std::string line = format_access(record_with_user_agent(""), config::AccessLogFormat::kCombined);
   EXPECT_NE(line.find(R"(200 0 "-" "-")"), std::string::npos) << line;
 }
 

@@ -119,7 +119,7 @@ Report parse(const std::string& s) {
 }
 
 TEST(DriverSelectTest, SeccompDeniedIoUringFallsBackToEpoll) {
-  auto child = runtime_under_seccomp(EPERM, IoMode::Auto);
+  auto child = runtime_under_seccomp(EPERM, IoMode::kAuto);
   ASSERT_TRUE(child.exited_ok()) << child.describe() << "; report: " << child.report;
   Report r = parse(child.report);
   EXPECT_EQ(r.name, "epoll");
@@ -130,7 +130,7 @@ TEST(DriverSelectTest, SeccompDeniedIoUringFallsBackToEpoll) {
 
 TEST(DriverSelectTest, SeccompDeniedIoUringForcedStillRunsOnEpoll) {
   // io: io_uring cannot be honoured; the runtime says so and runs on epoll.
-  auto child = runtime_under_seccomp(EPERM, IoMode::IoUring);
+  auto child = runtime_under_seccomp(EPERM, IoMode::kIoUring);
   ASSERT_TRUE(child.exited_ok()) << child.describe() << "; report: " << child.report;
   Report r = parse(child.report);
   EXPECT_EQ(r.name, "epoll");
@@ -139,7 +139,7 @@ TEST(DriverSelectTest, SeccompDeniedIoUringForcedStillRunsOnEpoll) {
 }
 
 TEST(DriverSelectTest, KernelWithoutIoUringFallsBackToEpoll) {
-  auto child = runtime_under_seccomp(ENOSYS, IoMode::Auto);
+  auto child = runtime_under_seccomp(ENOSYS, IoMode::kAuto);
   ASSERT_TRUE(child.exited_ok()) << child.describe() << "; report: " << child.report;
   Report r = parse(child.report);
   EXPECT_EQ(r.name, "epoll");
@@ -151,7 +151,7 @@ TEST(DriverSelectTest, KernelWithoutIoUringFallsBackToEpoll) {
 bool io_uring_usable(std::string& why) {
   test::ScopedEnv no_env("LBD_IO", nullptr);
   RuntimeOptions opts;
-  opts.io = IoMode::IoUring;
+  opts.io = IoMode::kIoUring;
   Runtime rt(opts);
   why = rt.driver_info().reason;
   return rt.driver_info().name == "io_uring";
@@ -199,7 +199,7 @@ TEST(DriverSelectTest, ExplicitOptionPicksTheDriver) {
   test::ScopedEnv no_env("LBD_IO", nullptr);
   {
     RuntimeOptions opts;
-    opts.io = IoMode::Epoll;
+    opts.io = IoMode::kEpoll;
     Runtime rt(opts);
     EXPECT_EQ(rt.driver_info().name, "epoll");
     EXPECT_NE(rt.driver_info().reason.find("io: epoll"), std::string::npos) << rt.driver_info().reason;
@@ -207,7 +207,7 @@ TEST(DriverSelectTest, ExplicitOptionPicksTheDriver) {
   std::string why;
   if (!io_uring_usable(why)) GTEST_SKIP() << "io_uring is not usable here: " << why;
   RuntimeOptions opts;
-  opts.io = IoMode::IoUring;
+  opts.io = IoMode::kIoUring;
   Runtime rt(opts);
   EXPECT_EQ(rt.driver_info().name, "io_uring");
   EXPECT_NE(rt.driver_info().reason.find("io: io_uring"), std::string::npos) << rt.driver_info().reason;

@@ -33,7 +33,7 @@
 namespace lbd {
 /// gtest prints parameters with this (found by ADL) instead of raw bytes.
 inline void PrintTo(IoMode m, std::ostream* os) {
-  *os << (m == IoMode::IoUring ? "io_uring" : m == IoMode::Epoll ? "epoll" : "auto");
+  *os << (m == IoMode::kIoUring ? "io_uring" : m == IoMode::kEpoll ? "epoll" : "auto");
 }
 }  // namespace lbd
 
@@ -43,11 +43,11 @@ using namespace std::chrono_literals;
 
 inline const char* driver_name(IoMode m) {
   switch (m) {
-    case IoMode::IoUring:
+    case IoMode::kIoUring:
       return "io_uring";
-    case IoMode::Epoll:
+    case IoMode::kEpoll:
       return "epoll";
-    case IoMode::Auto:
+    case IoMode::kAuto:
       break;
   }
   return "auto";
@@ -155,7 +155,7 @@ class RuntimeTest : public DriverTest {
     if (info.name != driver_name(GetParam())) {
       std::string got = info.name + " (" + info.reason + ")";
       rt_.reset();
-      if (GetParam() == IoMode::IoUring) GTEST_SKIP() << "io_uring is not usable here: " << got;
+      if (GetParam() == IoMode::kIoUring) GTEST_SKIP() << "io_uring is not usable here: " << got;
       FAIL() << "asked for " << driver_name(GetParam()) << ", got " << got;
     }
   }
@@ -246,7 +246,7 @@ inline void write_report(int fd, const std::string& s) {
 }
 
 #define LBD_INSTANTIATE_FOR_DRIVERS(Suite)                                                   \
-  INSTANTIATE_TEST_SUITE_P(Drivers, Suite, ::testing::Values(::lbd::IoMode::IoUring, ::lbd::IoMode::Epoll), \
+  INSTANTIATE_TEST_SUITE_P(Drivers, Suite, ::testing::Values(::lbd::IoMode::kIoUring, ::lbd::IoMode::kEpoll), \
                            ::lbd::test::param_name)
 
 // Assertions for Task<void> coroutines: record a failure and leave the coroutine.

@@ -92,7 +92,7 @@ TEST_P(TaskStackTest, DeepSequentialAwaitLoopDoesNotOverflowTheStack) {
     long long got = rt.block_on(sequential_loop(kN));
     return got == static_cast<long long>(kN) * (kN - 1) / 2 ? 0 : 3;
   });
-  if (mode() == IoMode::IoUring && child.report.rfind("io_uring", 0) != 0 && child.exited_ok())
+  if (mode() == IoMode::kIoUring && child.report.rfind("io_uring", 0) != 0 && child.exited_ok())
     GTEST_SKIP() << "io_uring is not usable here (child ran on " << child.report << ")";
   EXPECT_TRUE(child.exited_ok()) << child.describe()
                                  << (child.report.empty() ? "" : "; driver " + child.report)
