@@ -2,7 +2,7 @@
 
 #include "proxy/balancer/detail/algorithms.hpp"
 
-namespace lbd {
+namespace lbd::balancer {
 
 std::string_view balance_kind_name(BalanceKind kind) {
   switch (kind) {
@@ -33,4 +33,4 @@ std::unique_ptr<Balancer> make_balancer(BalanceKind kind, std::span<EndpointStat
   return detail::make_round_robin(endpoints, seed);  // unreachable: every kind is handled above
 }
 
-}  // namespace lbd
+}  // namespace lbd::balancer

@@ -14,7 +14,7 @@
 #include <span>
 #include <string_view>
 
-namespace lbd {
+namespace lbd::balancer {
 
 inline constexpr uint32_t kMaxEndpointWeight = 256;
 
@@ -104,4 +104,4 @@ class Balancer {
 std::unique_ptr<Balancer> make_balancer(BalanceKind kind, std::span<EndpointState> endpoints,
                                         uint64_t seed);
 
-}  // namespace lbd
+}  // namespace lbd::balancer

@@ -21,7 +21,7 @@
 #include "proxy/balancer/detail/eligible.hpp"
 #include "proxy/balancer/detail/mix.hpp"
 
-namespace lbd::detail {
+namespace lbd::balancer::detail {
 
 namespace {
 
@@ -148,4 +148,4 @@ std::unique_ptr<Balancer> make_consistent_hash(std::span<EndpointState> endpoint
   return std::make_unique<ConsistentHashBalancer>(endpoints, seed);
 }
 
-}  // namespace lbd::detail
+}  // namespace lbd::balancer::detail

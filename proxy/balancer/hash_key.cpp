@@ -7,7 +7,7 @@
 
 #include "proxy/balancer/detail/mix.hpp"
 
-namespace lbd {
+namespace lbd::balancer {
 
 namespace {
 
@@ -50,4 +50,4 @@ std::optional<uint64_t> hash_source_address(const sockaddr& addr) {
   return std::nullopt;
 }
 
-}  // namespace lbd
+}  // namespace lbd::balancer

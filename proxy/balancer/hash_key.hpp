@@ -9,7 +9,7 @@
 #include <optional>
 #include <string_view>
 
-namespace lbd {
+namespace lbd::balancer {
 
 /// 64-bit hash of `bytes`, e.g. a header value or an endpoint's address text.
 uint64_t hash_bytes(std::string_view bytes);
@@ -20,4 +20,4 @@ uint64_t hash_bytes(std::string_view bytes);
 /// `addr` must be backed by storage of its family's size (sockaddr_in / sockaddr_in6).
 std::optional<uint64_t> hash_source_address(const sockaddr& addr);
 
-}  // namespace lbd
+}  // namespace lbd::balancer

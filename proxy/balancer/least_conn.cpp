@@ -11,7 +11,7 @@
 #include "proxy/balancer/detail/algorithms.hpp"
 #include "proxy/balancer/detail/eligible.hpp"
 
-namespace lbd::detail {
+namespace lbd::balancer::detail {
 
 namespace {
 
@@ -55,4 +55,4 @@ std::unique_ptr<Balancer> make_least_conn(std::span<EndpointState> endpoints, ui
   return std::make_unique<LeastConnBalancer>(endpoints, seed);
 }
 
-}  // namespace lbd::detail
+}  // namespace lbd::balancer::detail

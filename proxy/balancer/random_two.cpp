@@ -18,7 +18,7 @@
 #include "proxy/balancer/detail/eligible.hpp"
 #include "proxy/balancer/detail/mix.hpp"
 
-namespace lbd::detail {
+namespace lbd::balancer::detail {
 
 namespace {
 
@@ -135,4 +135,4 @@ std::unique_ptr<Balancer> make_random_two(std::span<EndpointState> endpoints, ui
   return std::make_unique<RandomTwoBalancer>(endpoints, seed);
 }
 
-}  // namespace lbd::detail
+}  // namespace lbd::balancer::detail

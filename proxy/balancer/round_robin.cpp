@@ -15,7 +15,7 @@
 #include "proxy/balancer/detail/algorithms.hpp"
 #include "proxy/balancer/detail/eligible.hpp"
 
-namespace lbd::detail {
+namespace lbd::balancer::detail {
 
 namespace {
 
@@ -71,4 +71,4 @@ std::unique_ptr<Balancer> make_round_robin(std::span<EndpointState> endpoints, u
   return std::make_unique<RoundRobinBalancer>(endpoints, seed);
 }
 
-}  // namespace lbd::detail
+}  // namespace lbd::balancer::detail

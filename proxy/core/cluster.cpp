@@ -8,14 +8,14 @@
 namespace lbd::proxy {
 
 namespace {
-BalanceKind kind_of(config::Balance b) {
+balancer::BalanceKind kind_of(config::Balance b) {
   switch (b) {
-    case config::Balance::kRoundRobin: return BalanceKind::kRoundRobin;
-    case config::Balance::kLeastConn: return BalanceKind::kLeastConn;
-    case config::Balance::kRandomTwo: return BalanceKind::kRandomTwo;
-    case config::Balance::kHash: return BalanceKind::kHash;
+    case config::Balance::kRoundRobin: return balancer::BalanceKind::kRoundRobin;
+    case config::Balance::kLeastConn: return balancer::BalanceKind::kLeastConn;
+    case config::Balance::kRandomTwo: return balancer::BalanceKind::kRandomTwo;
+    case config::Balance::kHash: return balancer::BalanceKind::kHash;
   }
-  return BalanceKind::kRoundRobin;
+  return balancer::BalanceKind::kRoundRobin;
 }
 }  // namespace
 
@@ -45,15 +45,15 @@ Cluster::Cluster(const config::ClusterConfig& cfg, uint64_t seed) : cfg_(cfg) {
   idle_.resize(cfg_.endpoints.size());
   for (std::size_t i = 0; i < states_.size(); ++i) {
     states_[i].weight = cfg_.endpoints[i].weight;
-    states_[i].hash_id = hash_bytes(cfg_.endpoints[i].address.to_string());
+    states_[i].hash_id = balancer::hash_bytes(cfg_.endpoints[i].address.to_string());
   }
-  balancer_ = make_balancer(kind_of(cfg_.balance), states_, seed);
+  balancer_ = balancer::make_balancer(kind_of(cfg_.balance), states_, seed);
 }
 
-PickContext Cluster::pick_context(const SocketAddress& client) const {
-  PickContext ctx;
+balancer::PickContext Cluster::pick_context(const SocketAddress& client) const {
+  balancer::PickContext ctx;
   if (cfg_.balance == config::Balance::kHash && cfg_.hash_key.kind == config::HashKeyKind::kSourceIp)
-    ctx.hash_key = hash_source_address(*client.data());
+    ctx.hash_key = balancer::hash_source_address(*client.data());
   return ctx;
 }
 
@@ -162,8 +162,8 @@ Task<void> Cluster::trim_later(std::shared_ptr<Cluster*> self, Duration hold) {
   }
 }
 
-Task<std::variant<Upstream, ConnectError>> Cluster::connect(PickContext ctx, ListenerStats* stats, bool use_pool) {
-  ExcludeSet tried;
+Task<std::variant<Upstream, ConnectError>> Cluster::connect(balancer::PickContext ctx, ListenerStats* stats, bool use_pool) {
+  balancer::ExcludeSet tried;
   std::string failures;
   ConnectFailure last = ConnectFailure::kNoEndpoint;
   for (uint32_t attempt = 0; attempt <= cfg_.retries; ++attempt) {

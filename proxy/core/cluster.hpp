@@ -62,16 +62,16 @@ class Cluster : private IdleWatchListener {
   const std::string& name() const { return cfg_.name; }
   std::size_t size() const { return states_.size(); }
   const SocketAddress& address(std::size_t i) const { return cfg_.endpoints[i].address; }
-  EndpointState& state(std::size_t i) { return states_[i]; }
+  balancer::EndpointState& state(std::size_t i) { return states_[i]; }
   uint32_t active_total() const { return active_total_; }
 
   /// The hash key for a client, per the cluster's hash_key (source IP; headers are HTTP's).
-  PickContext pick_context(const SocketAddress& client) const;
+  balancer::PickContext pick_context(const SocketAddress& client) const;
 
   /// Picks an endpoint and connects, trying up to `retries` other endpoints when a connect is
   /// refused or times out. Every failed attempt is logged and counted in `stats`. With
   /// `use_pool`, an idle keep-alive connection to the picked endpoint is used when there is one.
-  Task<std::variant<Upstream, ConnectError>> connect(PickContext ctx, ListenerStats* stats, bool use_pool = false);
+  Task<std::variant<Upstream, ConnectError>> connect(balancer::PickContext ctx, ListenerStats* stats, bool use_pool = false);
 
   /// Returns a connection after a complete, clean exchange: it joins the keep-alive pool.
   /// Beyond keepalive.max_idle idle connections, the ones idle for longer than
@@ -84,8 +84,8 @@ class Cluster : private IdleWatchListener {
   friend class EndpointLease;
 
   const config::ClusterConfig cfg_;  // a copy: lives as long as this per-worker state
-  std::vector<EndpointState> states_;
-  std::unique_ptr<Balancer> balancer_;
+  std::vector<balancer::EndpointState> states_;
+  std::unique_ptr<balancer::Balancer> balancer_;
   uint32_t active_total_ = 0;
 
   struct IdleConnection {

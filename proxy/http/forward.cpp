@@ -3,11 +3,10 @@
 #include <array>
 #include <charconv>
 
-#include "proxy/http/detail/syntax.hpp"
+#include "proxy/http/syntax.hpp"
 
-namespace lbd {
+namespace lbd::http {
 
-using http_detail::iequals;
 
 namespace {
 
@@ -65,7 +64,7 @@ bool hop_by_hop(std::string_view name, const HeaderList& fields, bool has_connec
   // A client naming Host in Connection must not make the request lose it.
   if (!has_connection || iequals(name, "Host")) return false;
   for (HeaderField f : fields) {
-    if (iequals(f.name, "Connection") && http_detail::list_contains(f.value, name)) return true;
+    if (iequals(f.name, "Connection") && list_contains(f.value, name)) return true;
   }
   return false;
 }
@@ -314,4 +313,4 @@ std::string_view make_error_response(int status, bool keep_alive) {
   return responses.text[index][keep_alive ? 1 : 0];
 }
 
-}  // namespace lbd
+}  // namespace lbd::http

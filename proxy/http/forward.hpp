@@ -20,7 +20,7 @@
 #include "proxy/http/header_list.hpp"
 #include "proxy/http/message_head.hpp"
 
-namespace lbd {
+namespace lbd::http {
 
 /// Configured field edits, applied after hop-by-hop removal: `remove` drops every field of those
 /// names (case-insensitive), then `add` appends fields at the end.
@@ -138,4 +138,4 @@ std::string_view make_error_response(int status, bool keep_alive = false);
 /// Reason phrase for the statuses the proxy uses itself; "Unknown" otherwise.
 std::string_view status_reason(int status);
 
-}  // namespace lbd
+}  // namespace lbd::http

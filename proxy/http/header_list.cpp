@@ -2,11 +2,10 @@
 
 #include <algorithm>
 
-#include "proxy/http/detail/syntax.hpp"
+#include "proxy/http/syntax.hpp"
 
-namespace lbd {
+namespace lbd::http {
 
-using http_detail::iequals;
 
 HeaderField HeaderList::operator[](size_t i) const {
   const Entry& e = entries_[i];
@@ -63,9 +62,9 @@ void HeaderList::append_value(std::string_view piece) {
 
 void HeaderList::end_field() {
   Entry& e = entries_.back();
-  while (e.value_len > 0 && http_detail::is_ows(text_[e.value_off + e.value_len - 1])) {
+  while (e.value_len > 0 && is_ows(text_[e.value_off + e.value_len - 1])) {
     --e.value_len;
   }
 }
 
-}  // namespace lbd
+}  // namespace lbd::http

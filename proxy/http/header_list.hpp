@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-namespace lbd {
+namespace lbd::http {
 
 struct HeaderField {
   std::string_view name;
@@ -92,4 +92,4 @@ class HeaderList {
   std::vector<Entry> entries_;
 };
 
-}  // namespace lbd
+}  // namespace lbd::http

@@ -25,7 +25,7 @@
 #include <span>
 #include <string_view>
 
-namespace lbd {
+namespace lbd::http {
 
 struct HttpEvent {
   enum Kind : uint8_t {
@@ -71,4 +71,4 @@ struct HttpParserLimits {
   size_t max_header_bytes = 32 * 1024;
 };
 
-}  // namespace lbd
+}  // namespace lbd::http

@@ -1,6 +1,6 @@
 #include "proxy/http/message_head.hpp"
 
-namespace lbd {
+namespace lbd::http {
 
 std::string_view to_string(HttpVersion v) {
   return v == HttpVersion::kHttp10 ? "HTTP/1.0" : "HTTP/1.1";
@@ -39,4 +39,4 @@ void ResponseHead::clear() {
   keep_alive = true;
 }
 
-}  // namespace lbd
+}  // namespace lbd::http

@@ -9,7 +9,7 @@
 
 #include "proxy/http/header_list.hpp"
 
-namespace lbd {
+namespace lbd::http {
 
 enum class HttpVersion : uint8_t { kHttp10, kHttp11 };
 
@@ -90,4 +90,4 @@ struct ResponseHead {
   void clear();
 };
 
-}  // namespace lbd
+}  // namespace lbd::http

@@ -1,11 +1,11 @@
 #include "proxy/http/request_parser.hpp"
 
 #include "proxy/http/detail/message_parser.hpp"
-#include "proxy/http/detail/syntax.hpp"
+#include "proxy/http/syntax.hpp"
 
-namespace lbd {
+namespace lbd::http {
 
-namespace http_detail {
+namespace detail {
 
 class RequestParserImpl final : public MessageParser {
  public:
@@ -175,10 +175,10 @@ HttpError RequestParserImpl::complete_head(llhttp_t& p) {
   return {};
 }
 
-}  // namespace http_detail
+}  // namespace detail
 
 HttpRequestParser::HttpRequestParser(HttpParserLimits limits)
-    : impl_(std::make_unique<http_detail::RequestParserImpl>(limits)) {}
+    : impl_(std::make_unique<detail::RequestParserImpl>(limits)) {}
 HttpRequestParser::~HttpRequestParser() = default;
 HttpRequestParser::HttpRequestParser(HttpRequestParser&&) noexcept = default;
 HttpRequestParser& HttpRequestParser::operator=(HttpRequestParser&&) noexcept = default;
@@ -190,4 +190,4 @@ const RequestHead& HttpRequestParser::head() const { return impl_->head_; }
 const HeaderList& HttpRequestParser::trailers() const { return impl_->trailers(); }
 const HttpError& HttpRequestParser::error() const { return impl_->error(); }
 
-}  // namespace lbd
+}  // namespace lbd::http

@@ -25,9 +25,9 @@
 #include "proxy/http/http_event.hpp"
 #include "proxy/http/message_head.hpp"
 
-namespace lbd {
+namespace lbd::http {
 
-namespace http_detail {
+namespace detail {
 class RequestParserImpl;
 }
 
@@ -55,7 +55,7 @@ class HttpRequestParser {
   const HttpError& error() const;
 
  private:
-  std::unique_ptr<http_detail::RequestParserImpl> impl_;  // heap: llhttp keeps a pointer to it
+  std::unique_ptr<detail::RequestParserImpl> impl_;  // heap: llhttp keeps a pointer to it
 };
 
-}  // namespace lbd
+}  // namespace lbd::http

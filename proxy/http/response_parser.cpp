@@ -1,11 +1,11 @@
 #include "proxy/http/response_parser.hpp"
 
 #include "proxy/http/detail/message_parser.hpp"
-#include "proxy/http/detail/syntax.hpp"
+#include "proxy/http/syntax.hpp"
 
-namespace lbd {
+namespace lbd::http {
 
-namespace http_detail {
+namespace detail {
 
 class ResponseParserImpl final : public MessageParser {
  public:
@@ -123,10 +123,10 @@ HttpError ResponseParserImpl::complete_head(llhttp_t& p) {
   return {};
 }
 
-}  // namespace http_detail
+}  // namespace detail
 
 HttpResponseParser::HttpResponseParser(HttpParserLimits limits)
-    : impl_(std::make_unique<http_detail::ResponseParserImpl>(limits)) {}
+    : impl_(std::make_unique<detail::ResponseParserImpl>(limits)) {}
 HttpResponseParser::~HttpResponseParser() = default;
 HttpResponseParser::HttpResponseParser(HttpResponseParser&&) noexcept = default;
 HttpResponseParser& HttpResponseParser::operator=(HttpResponseParser&&) noexcept = default;
@@ -142,4 +142,4 @@ const ResponseHead& HttpResponseParser::head() const { return impl_->head_; }
 const HeaderList& HttpResponseParser::trailers() const { return impl_->trailers(); }
 const HttpError& HttpResponseParser::error() const { return impl_->error(); }
 
-}  // namespace lbd
+}  // namespace lbd::http

@@ -23,9 +23,9 @@
 #include "proxy/http/http_event.hpp"
 #include "proxy/http/message_head.hpp"
 
-namespace lbd {
+namespace lbd::http {
 
-namespace http_detail {
+namespace detail {
 class ResponseParserImpl;
 }
 
@@ -55,7 +55,7 @@ class HttpResponseParser {
   const HttpError& error() const;
 
  private:
-  std::unique_ptr<http_detail::ResponseParserImpl> impl_;  // heap: llhttp keeps a pointer to it
+  std::unique_ptr<detail::ResponseParserImpl> impl_;  // heap: llhttp keeps a pointer to it
 };
 
-}  // namespace lbd
+}  // namespace lbd::http

@@ -21,6 +21,8 @@
 
 namespace lbd::proxy {
 
+using namespace lbd::http;
+
 namespace {
 
 constexpr std::size_t kOutCapacity = 16 * 1024;
@@ -318,11 +320,11 @@ class HttpSession {
       co_return ExchangeEnd{};
     }
     Cluster* cluster = env_.state->cluster(route->cluster);
-    PickContext pick = cluster->pick_context(env_.peer);
+    balancer::PickContext pick = cluster->pick_context(env_.peer);
     if (cluster->config().balance == config::Balance::kHash &&
         cluster->config().hash_key.kind == config::HashKeyKind::kHeader) {
       auto v = req.headers.get(cluster->config().hash_key.header_name);
-      pick.hash_key = v ? std::optional<uint64_t>(hash_bytes(*v)) : std::nullopt;
+      pick.hash_key = v ? std::optional<uint64_t>(balancer::hash_bytes(*v)) : std::nullopt;
     }
 
     const bool has_body = req.framing.has_body();

@@ -4,6 +4,8 @@
 
 namespace lbd::proxy {
 
+using namespace lbd::http;
+
 namespace {
 RequestForwardConfig request_config(const config::ListenerConfig& l, const config::RouteConfig* r) {
   RequestForwardConfig c;

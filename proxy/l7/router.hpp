@@ -17,8 +17,8 @@ namespace lbd::proxy {
 /// What a request is sent with: the cluster and how the head is rewritten on the way.
 struct HttpRoute {
   std::string cluster;
-  RequestForwardConfig request;    // X-Forwarded-*, prefix rewrite, header edits
-  ResponseForwardConfig response;  // header edits on the way back
+  http::RequestForwardConfig request;    // X-Forwarded-*, prefix rewrite, header edits
+  http::ResponseForwardConfig response;  // header edits on the way back
 };
 
 class HttpRouter {
@@ -26,7 +26,7 @@ class HttpRouter {
   explicit HttpRouter(const config::ListenerConfig& listener);
 
   /// The route for `req`, or nullptr when none applies (answer 404).
-  const HttpRoute* route(const RequestHead& req) const;
+  const HttpRoute* route(const http::RequestHead& req) const;
 
   /// Whether `host` (lowercase, maybe with ":port") matches `pattern` ("a.b" or "*.b").
   static bool host_matches(std::string_view pattern, std::string_view host);
@@ -36,7 +36,7 @@ class HttpRouter {
     config::RouteMatch match;
     HttpRoute route;
   };
-  static bool matches(const config::RouteMatch& m, const RequestHead& req);
+  static bool matches(const config::RouteMatch& m, const http::RequestHead& req);
 
   std::vector<Entry> entries_;
   std::optional<HttpRoute> fallback_;  // the listener's default cluster

@@ -17,7 +17,7 @@
 #include "proxy/balancer/balancer.hpp"
 #include "proxy/balancer/hash_key.hpp"
 
-namespace lbd {
+namespace lbd::balancer {
 
 // Test names and failure messages say "least_conn" rather than "4-byte object <01-00 00-00>".
 void PrintTo(BalanceKind kind, std::ostream* os) { *os << balance_kind_name(kind); }
@@ -599,4 +599,4 @@ INSTANTIATE_TEST_SUITE_P(Kinds, EveryBalancerTest,
                          [](const auto& info) { return std::string(balance_kind_name(info.param)); });
 
 }  // namespace
-}  // namespace lbd
+}  // namespace lbd::balancer

@@ -25,7 +25,7 @@ void* operator new(std::size_t n) {
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
-namespace lbd {
+namespace lbd::http {
 namespace {
 
 TEST(HttpAllocations, NonePerRequestOnceWarm) {
@@ -78,4 +78,4 @@ TEST(HttpAllocations, NonePerRequestOnceWarm) {
 }
 
 }  // namespace
-}  // namespace lbd
+}  // namespace lbd::http

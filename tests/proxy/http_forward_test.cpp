@@ -11,7 +11,7 @@
 #include "proxy/http/request_parser.hpp"
 #include "proxy/http/response_parser.hpp"
 
-namespace lbd {
+namespace lbd::http {
 namespace {
 
 RequestHead parse_request_head(std::string_view raw) {
@@ -372,4 +372,4 @@ TEST(ErrorResponses, AreCompleteStrictResponses) {
 }
 
 }  // namespace
-}  // namespace lbd
+}  // namespace lbd::http

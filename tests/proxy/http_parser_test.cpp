@@ -14,7 +14,7 @@
 #include "proxy/http/request_parser.hpp"
 #include "proxy/http/response_parser.hpp"
 
-namespace lbd {
+namespace lbd::http {
 namespace {
 
 using namespace std::string_literals;
@@ -974,4 +974,4 @@ TEST(HttpResponseParser, HeaderLimitIs502) {
 }
 
 }  // namespace
-}  // namespace lbd
+}  // namespace lbd::http

@@ -7,11 +7,11 @@
 
 #include "proxy/balancer/balancer.hpp"
 
-namespace lbd::detail {
+namespace lbd::balancer::detail {
 
 std::unique_ptr<Balancer> make_round_robin(std::span<EndpointState> endpoints, uint64_t seed);
 std::unique_ptr<Balancer> make_least_conn(std::span<EndpointState> endpoints, uint64_t seed);
 std::unique_ptr<Balancer> make_random_two(std::span<EndpointState> endpoints, uint64_t seed);
 std::unique_ptr<Balancer> make_consistent_hash(std::span<EndpointState> endpoints, uint64_t seed);
 
-}  // namespace lbd::detail
+}  // namespace lbd::balancer::detail

@@ -6,7 +6,7 @@
 
 #include "proxy/balancer/balancer.hpp"
 
-namespace lbd::detail {
+namespace lbd::balancer::detail {
 
 /// May `endpoints[index]` take a new connection for a request that already tried `exclude`?
 inline bool eligible(const EndpointState& endpoint, size_t index, const ExcludeSet& exclude) {
@@ -29,4 +29,4 @@ struct Load {
   }
 };
 
-}  // namespace lbd::detail
+}  // namespace lbd::balancer::detail

@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-namespace lbd::detail {
+namespace lbd::balancer::detail {
 
 inline constexpr uint64_t kGoldenGamma = 0x9e3779b97f4a7c15ull;
 
@@ -39,4 +39,4 @@ class SplitMix64 {
   uint64_t state_;
 };
 
-}  // namespace lbd::detail
+}  // namespace lbd::balancer::detail

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-namespace lbd::http_detail {
+namespace lbd::http::detail {
 
 namespace {
 
@@ -287,4 +287,4 @@ int MessageParser::on_message_complete(llhttp_t* p) {
   return HPE_PAUSED;
 }
 
-}  // namespace lbd::http_detail
+}  // namespace lbd::http::detail

@@ -22,7 +22,7 @@
 #include "proxy/http/header_list.hpp"
 #include "proxy/http/http_event.hpp"
 
-namespace lbd::http_detail {
+namespace lbd::http::detail {
 
 class MessageParser {
  public:
@@ -112,4 +112,4 @@ class MessageParser {
   std::span<const char> body_;
 };
 
-}  // namespace lbd::http_detail
+}  // namespace lbd::http::detail

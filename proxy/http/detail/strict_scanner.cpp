@@ -2,9 +2,9 @@
 
 #include <string_view>
 
-#include "proxy/http/detail/syntax.hpp"
+#include "proxy/http/syntax.hpp"
 
-namespace lbd::http_detail {
+namespace lbd::http::detail {
 
 namespace {
 
@@ -329,4 +329,4 @@ bool StrictScanner::chunk_byte(unsigned char c) {
   }
 }
 
-}  // namespace lbd::http_detail
+}  // namespace lbd::http::detail

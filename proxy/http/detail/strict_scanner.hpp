@@ -21,7 +21,7 @@
 
 #include "proxy/http/http_event.hpp"
 
-namespace lbd::http_detail {
+namespace lbd::http::detail {
 
 class StrictScanner {
  public:
@@ -99,4 +99,4 @@ class StrictScanner {
   HttpError error_;
 };
 
-}  // namespace lbd::http_detail
+}  // namespace lbd::http::detail

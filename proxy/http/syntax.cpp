@@ -1,6 +1,6 @@
-#include "proxy/http/detail/syntax.hpp"
+#include "proxy/http/syntax.hpp"
 
-namespace lbd::http_detail {
+namespace lbd::http {
 
 namespace {
 
@@ -67,4 +67,4 @@ bool is_valid_authority(std::string_view a) {
   return is_port(port);
 }
 
-}  // namespace lbd::http_detail
+}  // namespace lbd::http

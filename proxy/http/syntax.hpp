@@ -7,7 +7,7 @@
 #include <optional>
 #include <string_view>
 
-namespace lbd::http_detail {
+namespace lbd::http {
 
 constexpr std::array<bool, 256> make_tchar_table() {
   std::array<bool, 256> t{};
@@ -96,4 +96,4 @@ constexpr std::optional<uint64_t> parse_content_length(std::string_view s) {
 /// header, and the caller decides that.
 bool is_valid_authority(std::string_view authority);
 
-}  // namespace lbd::http_detail
+}  // namespace lbd::http
