@@ -19,7 +19,7 @@
 
 #include "cmd/logging.hpp"
 #include "config/config.hpp"
-#include "proxy/core/proxy_worker.hpp"
+#include "proxy/worker/proxy_worker.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/signal.hpp"
 #include "runtime/worker.hpp"

@@ -1,27 +1,29 @@
 #pragma once
-// What a session needs from its worker: the routing snapshot it started with, its listener's
-// settings and counters, and the worker's session accounting.
+// What a session gets from the worker that accepted it: the snapshot it runs on, its
+// listener's settings and counters, the client's address, and the worker's drain and kill
+// switch. Sessions of every protocol get the same.
 
 #include <memory>
 
 #include "config/config.hpp"
-#include "proxy/core/cluster.hpp"
+#include "proxy/core/drain.hpp"
 #include "proxy/core/stats.hpp"
+#include "runtime/runtime.hpp"
+#include "runtime/socket_address.hpp"
 
 namespace lbd::proxy {
 
-class WorkerState;
-class ListenerSlot;
-
 struct SessionEnv {
-  std::shared_ptr<WorkerState> state;  // keeps the clusters of this session's snapshot alive
-  const config::ListenerConfig* listener = nullptr;  // owned by `state`'s config
-  ListenerStats* stats = nullptr;  // owned by the worker's ListenerSlot, which outlives sessions
-  SocketAddress peer;
-  /// The worker is draining: finish the request in flight, then close (not owned).
-  const bool* draining = nullptr;
-  /// Cancelled when draining starts: wakes sessions idling between requests (not owned).
-  CancelSource* idle_close = nullptr;
+  /// Keeps the snapshot that `listener` and the session's cluster or routes point into alive
+  /// while the session runs: a reload builds a new snapshot, and this session finishes on the
+  /// one it started with. Type-erased because the snapshot belongs to the worker layer above
+  /// the sessions (proxy/worker/snapshot.hpp).
+  std::shared_ptr<const void> snapshot;
+  const config::ListenerConfig* listener = nullptr;  // in `snapshot`
+  ListenerStats* stats = nullptr;  // owned by the worker's listener slot, which outlives its sessions
+  SocketAddress peer;              // the client
+  Drain* drain = nullptr;          // the worker's; outlives its sessions
+  CancelSource* kill = nullptr;    // the worker's kill switch: ends every session at once
 };
 
 }  // namespace lbd::proxy

@@ -1,6 +1,7 @@
 #pragma once
-// Per-worker counters. Each worker owns its own and only it writes them; the admin endpoint
-// collects them through mailboxes, so no counter is shared or atomic.
+// Per-worker counters. Each worker owns its own and only it writes them, so no counter is
+// shared or atomic; whatever reports them (the admin endpoint, not built yet) must ask each
+// worker through its mailbox.
 
 #include <cstdint>
 

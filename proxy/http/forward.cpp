@@ -218,6 +218,15 @@ ResponseForwardPlan serialize_response_head(const ResponseHead& resp,
   return plan;
 }
 
+void serialize_interim_head(const ResponseHead& resp, std::string& out) {
+  out.append("HTTP/1.1 ");
+  append_uint(out, static_cast<uint64_t>(resp.status));
+  out.push_back(' ');
+  out.append(resp.reason).append(kCrlf);
+  for (HeaderField f : resp.headers) append_field(out, f.name, f.value);
+  out.append(kCrlf);
+}
+
 ChunkSizeLine::ChunkSizeLine(uint64_t size) {
   auto [end, ec] = std::to_chars(buf_, buf_ + 16, size, 16);
   (void)ec;  // 16 hex digits always fit a uint64_t
@@ -251,6 +260,8 @@ std::string_view status_reason(int status) {
       return "OK";
     case 400:
       return "Bad Request";
+    case 404:
+      return "Not Found";
     case 408:
       return "Request Timeout";
     case 413:
@@ -278,7 +289,7 @@ std::string_view status_reason(int status) {
 
 namespace {
 
-constexpr int kErrorStatuses[] = {400, 408, 413, 414, 431, 500, 501, 502, 503, 504, 505};
+constexpr int kErrorStatuses[] = {400, 404, 408, 413, 414, 431, 500, 501, 502, 503, 504, 505};
 constexpr size_t kErrorCount = std::size(kErrorStatuses);
 
 // Built once, read by every worker: [status index][keep_alive].
@@ -290,6 +301,7 @@ struct ErrorResponses {
       for (int keep = 0; keep < 2; ++keep) {
         std::string body = std::to_string(kErrorStatuses[i]);
         body.append(" ").append(status_reason(kErrorStatuses[i])).append("\n");
+        if (kErrorStatuses[i] == 404) body = "Not Found\n";  // the page lbd has always sent
         std::string& r = text[i][keep];
         r.append("HTTP/1.1 ").append(std::to_string(kErrorStatuses[i])).append(" ");
         r.append(status_reason(kErrorStatuses[i])).append(kCrlf);
@@ -306,7 +318,13 @@ struct ErrorResponses {
 
 std::string_view make_error_response(int status, bool keep_alive) {
   static const ErrorResponses responses;
-  size_t index = 5;  // 500
+  static constexpr size_t kIndexOf500 = [] {
+    for (size_t i = 0; i < kErrorCount; ++i) {
+      if (kErrorStatuses[i] == 500) return i;
+    }
+    return size_t{0};
+  }();
+  size_t index = kIndexOf500;  // for a status without a page of its own
   for (size_t i = 0; i < kErrorCount; ++i) {
     if (kErrorStatuses[i] == status) index = i;
   }

@@ -103,13 +103,16 @@ ResponseForwardPlan serialize_response_head(const ResponseHead& resp,
                                             const ResponseForwardConfig& config,
                                             const ResponseForwardContext& ctx, std::string& out);
 
+/// Appends an interim (1xx other than 101) response head for the client as the server sent it:
+/// `HTTP/1.1 status reason` and every field, in order.
+void serialize_interim_head(const ResponseHead& resp, std::string& out);
+
 /// True for the fields a proxy never forwards (RFC 9110 §7.6.1), given the message's fields for
 /// the names its Connection fields list. Host is never treated as hop-by-hop.
 bool is_hop_by_hop(std::string_view name, const HeaderList& fields);
 
-/// The size line of one chunk ("1a2b\r\n"), held in the object so a session can write
-/// [size line][data][kChunkDataEnd] with writev and never copy the data. Size must be > 0:
-/// a chunk of size 0 ends the body.
+/// The size line of one chunk ("1a2b\r\n"), built without allocating: a chunk goes out as
+/// [size line][data][kChunkDataEnd]. Size must be > 0: a chunk of size 0 ends the body.
 class ChunkSizeLine {
  public:
   explicit ChunkSizeLine(uint64_t size);
@@ -130,9 +133,10 @@ void append_chunk(std::string& out, std::span<const char> data);
 /// Appends the last chunk and the trailer section: "0\r\n", each trailer, "\r\n".
 void append_last_chunk(std::string& out, const HeaderList* trailers = nullptr);
 
-/// A complete response for errors the proxy answers itself, with a short text/plain body:
-/// 400, 408, 413, 414, 431, 501, 502, 503, 504, 505 (any other status gives the 500 one).
-/// `Connection: close` unless keep_alive, then `Connection: keep-alive`. Static storage.
+/// A complete response for errors the proxy answers itself, with a short text/plain body
+/// ("502 Bad Gateway\n"; the 404 page says "Not Found\n"): 400, 404, 408, 413, 414, 431, 501,
+/// 502, 503, 504, 505 (any other status gives the 500 one). `Connection: close` unless
+/// keep_alive, then `Connection: keep-alive`. Static storage.
 std::string_view make_error_response(int status, bool keep_alive = false);
 
 /// Reason phrase for the statuses the proxy uses itself; "Unknown" otherwise.

@@ -1,6 +1,6 @@
 #include "proxy/l7/router.hpp"
 
-#include <strings.h>
+#include "proxy/http/syntax.hpp"
 
 namespace lbd::proxy {
 
@@ -37,17 +37,13 @@ std::string_view strip_port(std::string_view host) {
   auto colon = host.rfind(':');
   return colon == std::string_view::npos ? host : host.substr(0, colon);
 }
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
 }  // namespace
 
-HttpRouter::HttpRouter(const config::ListenerConfig& listener) {
+HttpRouter::HttpRouter(const config::ListenerConfig& listener, const ClusterLookup& cluster) {
   for (const auto& r : listener.routes)
-    entries_.push_back({r.match, HttpRoute{r.cluster, request_config(listener, &r), response_config(&r)}});
+    entries_.push_back({r.match, HttpRoute{cluster(r.cluster), request_config(listener, &r), response_config(&r)}});
   if (!listener.cluster.empty())
-    fallback_ = HttpRoute{listener.cluster, request_config(listener, nullptr), response_config(nullptr)};
+    fallback_ = HttpRoute{cluster(listener.cluster), request_config(listener, nullptr), response_config(nullptr)};
 }
 
 bool HttpRouter::host_matches(std::string_view pattern, std::string_view host) {

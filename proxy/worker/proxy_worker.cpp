@@ -1,11 +1,10 @@
-#include "proxy/core/proxy_worker.hpp"
+#include "proxy/worker/proxy_worker.hpp"
 
 #include <cerrno>
-#include <cstring>
 
 #include "proxy/core/log.hpp"
-#include "proxy/l7/http_session.hpp"
-#include "proxy/tcp/tcp_session.hpp"
+#include "proxy/l4/l4_session.hpp"
+#include "proxy/l7/http1_connection.hpp"
 
 namespace lbd::proxy {
 
@@ -26,7 +25,6 @@ class SessionGuard {
   ProxyWorker* w_;     // not owned; outlives its sessions (run() waits for them)
   ListenerStats* st_;  // not owned; slots outlive the sessions they accepted
 };
-
 
 Result<void> ProxyWorker::bind_slot(ListenerSlot& slot, const config::ListenerConfig& cfg) {
   ListenOptions opts;
@@ -53,9 +51,11 @@ void ProxyWorker::close_slot(ListenerSlot& slot) {
 
 Task<std::string> ProxyWorker::apply(std::shared_ptr<const config::Config> cfg) {
   std::string errors;
-  auto next = std::make_shared<WorkerState>(cfg, 0x9e3779b97f4a7c15ull * (index_ + 1));
+  auto next = std::make_shared<const Snapshot>(cfg, 0x9e3779b97f4a7c15ull * (index_ + 1));
   std::vector<std::unique_ptr<ListenerSlot>> kept;
-  for (const auto& lc : cfg->listeners) {
+  std::vector<const Snapshot::Listener*> kept_listeners;  // parallel to `kept`
+  for (std::size_t i = 0; i < cfg->listeners.size(); ++i) {
+    const config::ListenerConfig& lc = cfg->listeners[i];
     // A Unix socket path cannot be shared with SO_REUSEPORT: worker 0 alone serves it.
     if (lc.listen.is_unix() && index_ != 0) continue;
     std::unique_ptr<ListenerSlot> slot;
@@ -80,6 +80,7 @@ Task<std::string> ProxyWorker::apply(std::shared_ptr<const config::Config> cfg) 
     }
     slot->name = lc.name;
     kept.push_back(std::move(slot));
+    kept_listeners.push_back(&next->listener(i));
   }
   for (auto& old : slots_) {
     if (old) {
@@ -87,8 +88,10 @@ Task<std::string> ProxyWorker::apply(std::shared_ptr<const config::Config> cfg) 
       co_await old->loop_done->wait();
     }
   }
+  // Kept slots accepted on the old snapshot until now; from here on, on the new one.
   slots_ = std::move(kept);
-  state_ = std::move(next);
+  snapshot_ = std::move(next);
+  for (std::size_t i = 0; i < slots_.size(); ++i) slots_[i]->listener = kept_listeners[i];
   for (auto& slot : slots_) {
     if (!slot->running) {
       slot->running = true;
@@ -109,52 +112,48 @@ Task<void> ProxyWorker::accept_loop(ListenerSlot* slot) {
       break;
     }
     ++slot->stats.accepted;
-    // Find this listener in the current snapshot (the name may map to new settings after a reload).
-    const config::ListenerConfig* lc = nullptr;
-    for (const auto& l : state_->config().listeners)
-      if (l.listen == slot->address) lc = &l;
+    const Snapshot::Listener* listener = slot->listener;
     TcpStream client(std::move(*fd));
-    if (!lc || slot->stats.active >= lc->max_connections) {
+    if (slot->stats.active >= listener->config->max_connections) {
       ++slot->stats.rejected_over_limit;
       log_warn("listener {}: max_connections ({}) reached; closing a new connection", slot->name,
-               lc ? lc->max_connections : 0);
+               listener->config->max_connections);
       continue;  // `client` closes here
     }
     SessionEnv env;
-    env.state = state_;
-    env.listener = lc;
+    env.snapshot = snapshot_;
+    env.listener = listener->config;
     env.stats = &slot->stats;
     env.peer = peer;
-    env.draining = &draining_;
-    env.idle_close = &idle_close_;
-    (void)spawn(run_session(std::move(client), std::move(env)));
+    env.drain = &drain_;
+    env.kill = &kill_;
+    (void)spawn(run_session(std::move(client), std::move(env), listener));
   }
   slot->running = false;
   slot->loop_done->set();
 }
 
-Task<void> ProxyWorker::run_session(TcpStream client, SessionEnv env) {
+Task<void> ProxyWorker::run_session(TcpStream client, SessionEnv env, const Snapshot::Listener* listener) {
   SessionGuard guard(this, env.stats);
   CancelLink link(&kill_);  // the kill switch reaches this task without a wrapper frame
-  switch (env.listener->protocol) {
+  switch (listener->config->protocol) {
     case config::Protocol::kTcp:
-      co_await run_tcp_session(&client, &env, &kill_);
+      co_await run_l4_session(&client, &env, listener->cluster);
       break;
     case config::Protocol::kHttp:
-      co_await run_http_session(&client, &env, &kill_);
+      co_await run_http1_session(&client, &env, listener->router.get());
       break;
   }
 }
 
 void ProxyWorker::session_ended() {
   --sessions_;
-  if (draining_ && sessions_ == 0) sessions_done_.set();
+  if (drain_.started() && sessions_ == 0) sessions_done_.set();
 }
 
 Task<void> ProxyWorker::drain(Duration limit) {
-  draining_ = true;
+  drain_.start();  // keep-alive connections between requests close now
   for (auto& slot : slots_) close_slot(*slot);
-  idle_close_.cancel();  // keep-alive connections between requests close now
   for (auto& slot : slots_) co_await slot->loop_done->wait();
   if (sessions_ > 0) {
     log_info("worker {}: draining {} open sessions (up to {}ms)", index_, sessions_,
@@ -170,7 +169,7 @@ Task<void> ProxyWorker::drain(Duration limit) {
 }
 
 void ProxyWorker::stop_now() {
-  draining_ = true;
+  drain_.start();
   for (auto& slot : slots_) close_slot(*slot);
   kill_.cancel();
   if (sessions_ == 0) sessions_done_.set();
@@ -183,14 +182,7 @@ Task<void> ProxyWorker::run() {
   if (sessions_ > 0) (void)co_await timeout(sessions_done_.wait(), std::chrono::seconds(2));
   // Pooled upstream connections go with the clusters: close them on this thread while its
   // runtime lives (sessions still holding the snapshot release it as the runtime ends).
-  state_.reset();
-}
-
-WorkerStats ProxyWorker::stats() const {
-  WorkerStats s;
-  s.worker = index_;
-  for (const auto& slot : slots_) s.listeners[slot->name] += slot->stats;
-  return s;
+  snapshot_.reset();
 }
 
 }  // namespace lbd::proxy

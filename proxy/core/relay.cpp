@@ -1,9 +1,8 @@
-#include "proxy/tcp/tcp_session.hpp"
+#include "proxy/core/relay.hpp"
 
 #include <cerrno>
 
 #include "proxy/core/log.hpp"
-#include "proxy/core/worker_state.hpp"
 
 namespace lbd::proxy {
 
@@ -120,42 +119,16 @@ Task<PumpEnd> pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::t
   co_return co_await splice_through(from, to, pipe->first.get(), pipe->second.get(), idle, last_activity, bytes, peer);
 }
 
-namespace {
-void count_end(ListenerStats& st, PumpEnd end, bool from_client) {
-  switch (end) {
-    case PumpEnd::kIdle: ++st.idle_timeouts; break;
-    case PumpEnd::kReadError: ++(from_client ? st.client_errors : st.upstream_errors); break;
-    case PumpEnd::kWriteError: ++(from_client ? st.upstream_errors : st.client_errors); break;
-    default: break;
-  }
+void Relay::spawn_down(StreamSocket* upstream, StreamSocket* client, Duration idle, uint64_t* bytes,
+                       CancelSource* kill, config::Forwarding mode) {
+  down_peer.kill = kill;
+  down_task.emplace(spawn(pump(upstream, client, idle, &last_activity, bytes, &down_peer, mode)));
 }
 
-/// A relay between a client and an upstream socket, kept in the relaying coroutine's frame.
-/// Either direction must be able to wait on its socket while the other moves bytes, so the
-/// upstream -> client direction is a task of its own; the client -> upstream direction runs
-/// inline in the relaying task (inside a CancelRegion of `stop_up`), which saves a task (its
-/// root frame and join state) per session. A direction that fails stops the other.
-struct Relay {
-  Clock::time_point last_activity = Clock::now();  // shared by both directions
-  std::optional<JoinHandle<PumpEnd>> down_task;
-  CancelSource stop_up;  // the down direction stops the inline one through it
-  PumpPeer up_peer{.other_task = &down_task};
-  PumpPeer down_peer{.other_inline = &stop_up};
-
-  Relay() = default;
-  Relay(const Relay&) = delete;  // the peers point into it
-
-  void spawn_down(StreamSocket* upstream, StreamSocket* client, Duration idle, uint64_t* bytes, CancelSource* kill,
-                  config::Forwarding mode) {
-    down_peer.kill = kill;
-    down_task.emplace(spawn(pump(upstream, client, idle, &last_activity, bytes, &down_peer, mode)));
-  }
-  Task<PumpEnd> up(StreamSocket* client, StreamSocket* upstream, Duration idle, uint64_t* bytes,
-                   config::Forwarding mode) {
-    return pump(client, upstream, idle, &last_activity, bytes, &up_peer, mode);
-  }
-};
-}  // namespace
+Task<PumpEnd> Relay::up(StreamSocket* client, StreamSocket* upstream, Duration idle, uint64_t* bytes,
+                        config::Forwarding mode) {
+  return pump(client, upstream, idle, &last_activity, bytes, &up_peer, mode);
+}
 
 Task<void> relay_both_ways(StreamSocket* client, StreamSocket* upstream, Duration client_idle, Duration upstream_idle,
                            ListenerStats* stats, CancelSource* kill, config::Forwarding mode, PumpEnd* client_end,
@@ -167,37 +140,6 @@ Task<void> relay_both_ways(StreamSocket* client, StreamSocket* upstream, Duratio
     *client_end = co_await relay.up(client, upstream, client_idle, &stats->bytes_from_client, mode);
   }
   *upstream_end = co_await *relay.down_task;
-}
-
-Task<void> run_tcp_session(TcpStream* client, const SessionEnv* env, CancelSource* kill) {
-  ListenerStats& st = *env->stats;
-  Cluster* cluster = env->state->cluster(env->listener->cluster);
-  auto connected = co_await cluster->connect(cluster->pick_context(env->peer), &st);
-  if (auto* err = std::get_if<ConnectError>(&connected)) {
-    ++st.no_upstream;
-    log_warn("listener {}: client {}: no upstream reachable, closing: {}", env->listener->name,
-             env->peer.to_string(), err->detail);
-    co_return;
-  }
-  // Both sockets have TCP_NODELAY already: the client's from its listener, the upstream's from
-  // Cluster::connect.
-  Upstream& up = std::get<Upstream>(connected);
-
-  // relay_both_ways, in this frame rather than one more per session.
-  const config::Forwarding mode = env->listener->forwarding;
-  Relay relay;
-  relay.spawn_down(&up.stream, client, cluster->config().timeouts.idle, &st.bytes_to_client, kill, mode);
-  PumpEnd client_end;
-  {
-    CancelRegion region(&relay.stop_up);
-    client_end = co_await relay.up(client, &up.stream, env->listener->timeouts.idle, &st.bytes_from_client, mode);
-  }
-  PumpEnd upstream_end = co_await *relay.down_task;
-  count_end(st, client_end, true);
-  count_end(st, upstream_end, false);
-  if (client_end == PumpEnd::kIdle || upstream_end == PumpEnd::kIdle)
-    log_debug("listener {}: client {}: closed after {}ms idle", env->listener->name, env->peer.to_string(),
-              std::chrono::duration_cast<std::chrono::milliseconds>(env->listener->timeouts.idle).count());
 }
 
 }  // namespace lbd::proxy

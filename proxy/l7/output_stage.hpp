@@ -1,0 +1,40 @@
+#pragma once
+// OutputStage: where an HTTP/1 exchange gathers what it writes, so that a head and the first
+// body bytes, or many small chunks, leave in one send. It writes to one socket at a time, named
+// on each call: a request goes upstream through it, then its response to the client through the
+// same stage. Its buffer is taken on the first append and given back between requests, so an
+// idle keep-alive connection holds none.
+
+#include <span>
+#include <string_view>
+
+#include "runtime/buffer.hpp"
+#include "runtime/net.hpp"
+
+namespace lbd::proxy {
+
+class OutputStage {
+ public:
+  static constexpr std::size_t kCapacity = 16 * 1024;
+
+  /// Appends `data`, writing the stage to `to` whenever it fills; each such write within `limit`.
+  Task<Result<void>> append(StreamSocket* to, std::span<const char> data, Duration limit);
+  /// Appends one chunk of a chunked body: its size line, `data` (not empty) and CRLF.
+  Task<Result<void>> append_chunk(StreamSocket* to, std::span<const char> data, Duration limit);
+  /// Writes everything staged to `to` within `limit` (a total deadline); the stage is empty
+  /// afterwards, also when the write failed.
+  Task<Result<void>> flush(StreamSocket* to, Duration limit);
+  /// Replaces whatever is staged with `bytes` and writes them (an error page).
+  Task<Result<void>> send(StreamSocket* to, std::string_view bytes, Duration limit);
+
+  bool empty() const { return buf_.empty(); }
+  /// Drops what is staged and keeps the buffer.
+  void clear() { buf_.clear(); }
+  /// Gives the buffer back (between requests).
+  void release() { buf_ = Buffer(); }
+
+ private:
+  Buffer buf_;
+};
+
+}  // namespace lbd::proxy
