@@ -43,6 +43,10 @@
 #   BUILD_DIR    CMake build directory (default build/bench)
 #   OUT_DIR      raw logs and configs (default $BUILD_DIR/proxy_compare/<time>)
 #   RESULTS_DIR  where the markdown report goes (default bench/results)
+#   BASELINE_LBD another lbd binary (e.g. built from an earlier commit) for an A/B in the same
+#                run: every workload gains lbd-uring@base and lbd-epoll@base, run by it with the
+#                same configs, in the same interleaved rounds
+#   PROXIES      only these proxies, e.g. "lbd-uring lbd-uring@base nginx haproxy" (default all)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -64,6 +68,12 @@ BUILD_DIR="${BUILD_DIR:-$root/build/bench}"
 stamp="${PROXY_COMPARE_STAMP:-$(date +%Y%m%d-%H%M%S)}"
 OUT_DIR="${OUT_DIR:-$BUILD_DIR/proxy_compare/$stamp}"
 RESULTS_DIR="${RESULTS_DIR:-$root/bench/results}"
+BASELINE_LBD="${BASELINE_LBD:-}"
+PROXIES="${PROXIES:-}"
+if [ -n "$BASELINE_LBD" ]; then
+  BASELINE_LBD="$(realpath "$BASELINE_LBD")"
+  [ -x "$BASELINE_LBD" ] || { echo "proxy_compare: BASELINE_LBD $BASELINE_LBD is not an executable" >&2; exit 1; }
+fi
 
 # With CONFIG_SCHED_AUTOGROUP the scheduler first shares a CPU fairly between sessions, so a
 # nice level only counts inside our own session: on a machine where other sessions compile,
@@ -103,6 +113,21 @@ declare -A proxies_of=(
   [e]="lbd-uring lbd-epoll nginx haproxy"
   [f]="lbd-uring lbd-epoll nginx haproxy"
 )
+# BASELINE_LBD: each workload's lbd-uring and lbd-epoll get an "@base" twin right after them.
+# PROXIES: keep only the proxies it names.
+for wl in "${!proxies_of[@]}"; do
+  list=""
+  for name in ${proxies_of[$wl]}; do
+    list+=" $name"
+    if [ -n "$BASELINE_LBD" ] && { [ "$name" = lbd-uring ] || [ "$name" = lbd-epoll ]; }; then list+=" $name@base"; fi
+  done
+  if [ -n "$PROXIES" ]; then
+    kept=""
+    for name in $list; do [[ " $PROXIES " == *" $name "* ]] && kept+=" $name"; done
+    list="$kept"
+  fi
+  proxies_of[$wl]="${list# }"
+done
 declare -A title_of=(
   [a]="(a) L4 ping-pong, 64 connections x 128 B, to echo_server"
   [b]="(b) L4 bulk, $BULK_BYTES over one connection to a checking sink (one direction)"
@@ -261,7 +286,7 @@ start_backend() {
 # --- proxies --------------------------------------------------------------------------------
 # write_config NAME LAYER(l4|l7) PROXY_PORT BACKEND_PORT FILE
 write_config() {
-  local name="$1" layer="$2" port="$3" bport="$4" f="$5"
+  local name="${1%@base}" layer="$2" port="$3" bport="$4" f="$5"
   case "$name" in
     lbd-*)
       local forwarding=""  # empty: lbd's default (auto)
@@ -412,9 +437,11 @@ start_proxy() {
     esac
     write_config "$name" "$layer" "$proxy_port" "$bport" "$cfg"
     cp "$cfg" "$OUT_DIR/$tag.${cfg##*/}"
+    local lbd_bin="$BUILD_DIR/cmd/lbd"
+    [[ "$name" == *@base ]] && lbd_bin="$BASELINE_LBD"
     case "$name" in
-      lbd-uring*) cmd=("$BUILD_DIR/cmd/lbd" --config "$cfg" --io io_uring) ;;
-      lbd-epoll*) cmd=("$BUILD_DIR/cmd/lbd" --config "$cfg" --io epoll) ;;
+      lbd-uring*) cmd=("$lbd_bin" --config "$cfg" --io io_uring) ;;
+      lbd-epoll*) cmd=("$lbd_bin" --config "$cfg" --io epoll) ;;
       nginx) cmd=(nginx -p "$tmp/" -c "$cfg") ;;
       haproxy*) cmd=(haproxy -db -f "$cfg") ;;
     esac
@@ -762,10 +789,11 @@ report_e() {
 report() {
   echo "# Proxy comparison: lbd vs nginx vs HAProxy"
   echo
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); command: \`DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS WORKLOADS=\"$WORKLOADS\" BULK_BYTES=$BULK_BYTES IDLE_CONNS=$IDLE_CONNS L7_POOL=$L7_POOL bench/proxy_compare.sh\`"
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); command: \`DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS WORKLOADS=\"$WORKLOADS\" BULK_BYTES=$BULK_BYTES IDLE_CONNS=$IDLE_CONNS L7_POOL=$L7_POOL${BASELINE_LBD:+ BASELINE_LBD=$BASELINE_LBD}${PROXIES:+ PROXIES=\"$PROXIES\"} bench/proxy_compare.sh\`"
   echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), kernel $(uname -r)"
   echo "- load average at start: $load_start; at end: $(cut -d' ' -f1-3 /proc/loadavg); nice $NICE in a session of its own: $(cat /proc/self/autogroup 2>/dev/null || echo 'no autogroup')"
   echo "- versions: lbd $(git -C "$root" rev-parse --short HEAD 2>/dev/null)$(git -C "$root" diff --quiet HEAD -- runtime proxy cmd config 2>/dev/null || echo ' (+ uncommitted changes in the tree)'); $(nginx -v 2>&1 | sed 's/.*version: //'); HAProxy $(haproxy -v | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p'); wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null)"
+  if [ -n "$BASELINE_LBD" ]; then echo "- baseline (the @base rows): \`$BASELINE_LBD\`, $("$BASELINE_LBD" --version 2>&1 | head -1)"; fi
   echo "- proxies pinned to CPU $PROXY_CPU, clients and backends to CPU $CLIENT_CPU; medians of $ROUNDS interleaved rounds; raw logs in \`${OUT_DIR#"$root"/}\`"
   echo
   local wl

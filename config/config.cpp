@@ -16,9 +16,6 @@ std::string_view to_string(AccessLogFormat v) {
 std::string_view to_string(Protocol v) {
   return detail::enum_name<Protocol>(detail::kProtocolNames, v);
 }
-std::string_view to_string(Balance v) {
-  return detail::enum_name<Balance>(detail::kBalanceNames, v);
-}
 std::string_view to_string(HashKeyKind v) {
   return detail::enum_name<HashKeyKind>(detail::kHashKeyKindNames, v);
 }
@@ -114,7 +111,7 @@ std::string describe(const Config& config) {
   }
   for (const auto& c : config.clusters) {
     out += "cluster " + c.name + " " + std::string(to_string(c.balance));
-    if (c.balance == Balance::kHash)
+    if (c.balance == balancer::BalanceKind::kHash)
       out += c.hash_key.kind == HashKeyKind::kSourceIp ? " on source_ip"
                                                       : " on header:" + c.hash_key.header_name;
     out += ", " + plural(c.endpoints.size(), "endpoint");

@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "config/units.hpp"
+#include "proxy/balancer/balance_kind.hpp"
+#include "proxy/http/header_edits.hpp"
 #include "runtime/socket_address.hpp"
 
 namespace lbd::config {
@@ -29,8 +31,6 @@ enum class IoMode { kAuto, kIoUring, kEpoll };                              // a
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError, kCritical, kOff };  // spdlog's level names
 enum class AccessLogFormat { kCombined, kJson };                           // combined | json
 enum class Protocol { kTcp, kHttp };                                       // tcp | http
-enum class Balance { kRoundRobin, kLeastConn, kRandomTwo, kHash };  // round_robin | least_conn |
-                                                                // random_two | hash
 enum class HashKeyKind { kSourceIp, kHeader };                    // source_ip | header:NAME
 enum class HealthCheckType { kTcp, kHttp };                       // tcp | http
 enum class Forwarding { kAuto, kCopy, kSplice };                        // auto | copy | splice
@@ -40,17 +40,9 @@ std::string_view to_string(IoMode v);
 std::string_view to_string(LogLevel v);
 std::string_view to_string(AccessLogFormat v);
 std::string_view to_string(Protocol v);
-std::string_view to_string(Balance v);
 std::string_view to_string(HashKeyKind v);
 std::string_view to_string(HealthCheckType v);
 std::string_view to_string(Forwarding v);
-
-/// A header name and value, as written in the file.
-struct HeaderField {
-  std::string name;
-  std::string value;
-  bool operator==(const HeaderField&) const = default;
-};
 
 // ---------------------------------------------------------------------------------------------
 // Top-level sections
@@ -136,16 +128,8 @@ struct RouteMatch {
   std::vector<std::string> methods;
   // match.headers: { name: value } — the request has this header with exactly this value.
   // Names are stored lowercase (header names are case-insensitive); values compare exactly.
-  std::vector<HeaderField> headers;
+  std::vector<http::FieldLine> headers;
   bool operator==(const RouteMatch&) const = default;
-};
-
-/// Header changes applied to a request on its way to the backend, or to a response on its way
-/// to the client: first `remove`, then `add`, so remove + add replaces a header.
-struct HeaderEdits {
-  std::vector<HeaderField> add;     // *_headers.add: { name: value }; appended as written
-  std::vector<std::string> remove;  // *_headers.remove: [names]; stored lowercase
-  bool operator==(const HeaderEdits&) const = default;
 };
 
 struct RouteConfig {
@@ -154,8 +138,11 @@ struct RouteConfig {
   // route.rewrite_prefix: replaces the matched match.path_prefix ("/api/" -> "/"); requires
   // match.path_prefix.
   std::optional<std::string> rewrite_prefix;
-  HeaderEdits request_headers;   // route.request_headers
-  HeaderEdits response_headers;  // route.response_headers
+  // route.request_headers / route.response_headers: { add: { name: value }, remove: [names] },
+  // applied to the request on its way to the backend / the response on its way to the client.
+  // Framing and hop-by-hop fields cannot be edited (http::is_proxy_managed_field).
+  http::HeaderEdits request_headers;
+  http::HeaderEdits response_headers;
   bool operator==(const RouteConfig&) const = default;
 };
 
@@ -251,7 +238,8 @@ struct HealthCheck {  // health_check: absent = no active checks; every endpoint
 
 struct ClusterConfig {
   std::string name;                       // name: required, unique; letters, digits, '_', '-', '.'
-  Balance balance = Balance::kRoundRobin;  // balance: smooth weighted round robin by default
+  // balance: round_robin (smooth weighted, the default) | least_conn | random_two | hash
+  balancer::BalanceKind balance = balancer::BalanceKind::kRoundRobin;
   HashKey hash_key;                       // hash_key: for balance: hash; defaults to source_ip
   std::vector<EndpointConfig> endpoints;  // endpoints: required, at least one, no duplicates
   ClusterTimeouts timeouts;               // timeouts

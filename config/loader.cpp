@@ -13,6 +13,8 @@
 #include "config/config.hpp"
 #include "config/detail/suggest.hpp"
 #include "config/detail/yaml_reader.hpp"
+#include "proxy/http/forward.hpp"
+#include "proxy/http/syntax.hpp"
 #include "runtime/unique_fd.hpp"
 
 namespace lbd::config {
@@ -35,16 +37,6 @@ void assign(T& target, const std::optional<U>& value) {
 bool is_name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
          c == '-' || c == '.';
-}
-
-// RFC 9110 tchar: what a header name or method may consist of.
-bool is_token_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-bool is_token(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), is_token_char);
 }
 
 std::string lowercase(std::string s) {
@@ -130,7 +122,7 @@ std::optional<std::string> read_method(ErrorSink& errors, const Field& f) {
   auto method = detail::read_string(errors, f);
   if (!method) return std::nullopt;
   const bool upper_token =
-      is_token(*method) &&
+      http::is_token(*method) &&
       std::none_of(method->begin(), method->end(), [](char c) { return c >= 'a' && c <= 'z'; });
   if (!upper_token) {
     // Methods are case-sensitive: "get" would never match a GET request.
@@ -144,7 +136,7 @@ std::optional<std::string> read_method(ErrorSink& errors, const Field& f) {
 
 bool check_header_name(ErrorSink& errors, Position at, const std::string& path,
                        std::string_view name) {
-  if (is_token(name)) return true;
+  if (http::is_token(name)) return true;
   errors.add(at, path, "invalid header name " + quoted(name));
   return false;
 }
@@ -159,15 +151,6 @@ std::optional<std::string> read_header_value(ErrorSink& errors, const Field& f) 
     return std::nullopt;
   }
   return value;
-}
-
-// Framing and hop-by-hop headers belong to the proxy: editing them would desynchronise the
-// message boundaries between client, proxy and backend.
-bool is_proxy_managed_header(std::string_view lower_name) {
-  static constexpr std::string_view kManaged[] = {
-      "content-length", "transfer-encoding", "connection",      "keep-alive", "te",
-      "trailer",        "upgrade",           "proxy-connection"};
-  return std::find(std::begin(kManaged), std::end(kManaged), lower_name) != std::end(kManaged);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -209,7 +192,7 @@ class Loader {
   void parse_forwarded_headers(const Field& f, ForwardedHeaders& fwd);
   RouteConfig parse_route(const Field& f);
   bool parse_match(const Field& f, RouteMatch& match);  // true if path_prefix was given
-  void parse_header_edits(const Field& f, HeaderEdits& edits);
+  void parse_header_edits(const Field& f, http::HeaderEdits& edits);
 
   ClusterConfig parse_cluster(const Field& f);
   std::optional<HashKey> parse_hash_key(const Field& f);
@@ -511,11 +494,11 @@ bool Loader::parse_match(const Field& f, RouteMatch& match) {
   return prefix.has_value();
 }
 
-void Loader::parse_header_edits(const Field& f, HeaderEdits& edits) {
+void Loader::parse_header_edits(const Field& f, http::HeaderEdits& edits) {
   MapReader m(errors_, f);
   auto check_editable = [&](Position at, const std::string& path, const std::string& name) {
     if (!check_header_name(errors_, at, path, name)) return false;
-    if (!is_proxy_managed_header(lowercase(name))) return true;
+    if (!http::is_proxy_managed_field(name)) return true;
     errors_.add(at, path,
                 "header " + quoted(name) + " is managed by the proxy and cannot be edited");
     return false;
@@ -556,14 +539,14 @@ ClusterConfig Loader::parse_cluster(const Field& f) {
     }
   }
   auto balance_field = m.get("balance");
-  std::optional<Balance> balance;
+  std::optional<balancer::BalanceKind> balance;
   if (balance_field) balance = detail::read_enum(errors_, *balance_field, detail::kBalanceNames);
   assign(cluster.balance, balance);
   if (auto v = m.get("hash_key")) {
     assign(cluster.hash_key, parse_hash_key(*v));
     // A hash key the balancer ignores is a misunderstanding worth stopping; an invalid
     // balance was reported already.
-    if ((!balance_field || balance) && cluster.balance != Balance::kHash)
+    if ((!balance_field || balance) && cluster.balance != balancer::BalanceKind::kHash)
       errors_.add(v->key_at, v->path,
                   "only valid with balance: hash (balance is " +
                       std::string(to_string(cluster.balance)) + ")");
@@ -586,7 +569,7 @@ std::optional<HashKey> Loader::parse_hash_key(const Field& f) {
   constexpr std::string_view kHeaderPrefix = "header:";
   if (text->starts_with(kHeaderPrefix)) {
     std::string name = text->substr(kHeaderPrefix.size());
-    if (is_token(name)) return HashKey{HashKeyKind::kHeader, lowercase(std::move(name))};
+    if (http::is_token(name)) return HashKey{HashKeyKind::kHeader, lowercase(std::move(name))};
   }
   errors_.add(f.at, f.path,
               "invalid hash_key " + quoted(*text) + " (expected source_ip or header:NAME)");

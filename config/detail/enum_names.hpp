@@ -29,10 +29,12 @@ inline constexpr EnumName<AccessLogFormat> kAccessLogFormatNames[] = {
 inline constexpr EnumName<Protocol> kProtocolNames[] = {{"tcp", Protocol::kTcp},
                                                         {"http", Protocol::kHttp}};
 
-inline constexpr EnumName<Balance> kBalanceNames[] = {{"round_robin", Balance::kRoundRobin},
-                                                      {"least_conn", Balance::kLeastConn},
-                                                      {"random_two", Balance::kRandomTwo},
-                                                      {"hash", Balance::kHash}};
+// Spelled by the balancer library, which owns the enum.
+inline constexpr EnumName<balancer::BalanceKind> kBalanceNames[] = {
+    {to_string(balancer::BalanceKind::kRoundRobin), balancer::BalanceKind::kRoundRobin},
+    {to_string(balancer::BalanceKind::kLeastConn), balancer::BalanceKind::kLeastConn},
+    {to_string(balancer::BalanceKind::kRandomTwo), balancer::BalanceKind::kRandomTwo},
+    {to_string(balancer::BalanceKind::kHash), balancer::BalanceKind::kHash}};
 
 inline constexpr EnumName<HashKeyKind> kHashKeyKindNames[] = {{"source_ip", HashKeyKind::kSourceIp},
                                                               {"header", HashKeyKind::kHeader}};

@@ -4,20 +4,6 @@
 
 namespace lbd::balancer {
 
-std::string_view balance_kind_name(BalanceKind kind) {
-  switch (kind) {
-    case BalanceKind::kRoundRobin:
-      return "round_robin";
-    case BalanceKind::kLeastConn:
-      return "least_conn";
-    case BalanceKind::kRandomTwo:
-      return "random_two";
-    case BalanceKind::kHash:
-      return "hash";
-  }
-  return "unknown";
-}
-
 std::unique_ptr<Balancer> make_balancer(BalanceKind kind, std::span<EndpointState> endpoints,
                                         uint64_t seed) {
   switch (kind) {

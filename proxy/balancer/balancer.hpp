@@ -14,6 +14,8 @@
 #include <span>
 #include <string_view>
 
+#include "proxy/balancer/balance_kind.hpp"
+
 namespace lbd::balancer {
 
 inline constexpr uint32_t kMaxEndpointWeight = 256;
@@ -75,12 +77,6 @@ class ExcludeSet {
   std::array<uint32_t, kCapacity> indices_{};
   uint8_t size_ = 0;
 };
-
-enum class BalanceKind { kRoundRobin, kLeastConn, kRandomTwo, kHash };
-
-/// "round_robin", "least_conn", "random_two", "hash" (the config spelling), for logs. Parsing
-/// the config is config/'s job.
-std::string_view balance_kind_name(BalanceKind kind);
 
 class Balancer {
  public:

@@ -7,18 +7,6 @@
 
 namespace lbd::proxy {
 
-namespace {
-balancer::BalanceKind kind_of(config::Balance b) {
-  switch (b) {
-    case config::Balance::kRoundRobin: return balancer::BalanceKind::kRoundRobin;
-    case config::Balance::kLeastConn: return balancer::BalanceKind::kLeastConn;
-    case config::Balance::kRandomTwo: return balancer::BalanceKind::kRandomTwo;
-    case config::Balance::kHash: return balancer::BalanceKind::kHash;
-  }
-  return balancer::BalanceKind::kRoundRobin;
-}
-}  // namespace
-
 EndpointLease::EndpointLease(Cluster* cluster, std::size_t index) : cluster_(cluster), index_(index) {
   ++cluster_->states_[index_].active;
   ++cluster_->active_total_;
@@ -47,13 +35,13 @@ Cluster::Cluster(const config::ClusterConfig& cfg, uint64_t seed)
     states_[i].weight = cfg_.endpoints[i].weight;
     states_[i].hash_id = balancer::hash_bytes(cfg_.endpoints[i].address.to_string());
   }
-  balancer_ = balancer::make_balancer(kind_of(cfg_.balance), states_, seed);
+  balancer_ = balancer::make_balancer(cfg_.balance, states_, seed);
 }
 
 balancer::PickContext Cluster::pick_context(const SocketAddress& client,
                                             const http::HeaderList* request_headers) const {
   balancer::PickContext ctx;
-  if (cfg_.balance != config::Balance::kHash) return ctx;
+  if (cfg_.balance != balancer::BalanceKind::kHash) return ctx;
   switch (cfg_.hash_key.kind) {
     case config::HashKeyKind::kSourceIp:
       ctx.hash_key = balancer::hash_source_address(*client.data());

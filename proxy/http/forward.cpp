@@ -12,6 +12,12 @@ namespace {
 
 constexpr std::string_view kCrlf = "\r\n";
 
+// Dropped from every forwarded message whatever its Connection field lists (RFC 9110 §7.6.1;
+// Proxy-Connection is the pre-standard spelling some clients still send).
+constexpr std::string_view kHopByHopFields[] = {
+    "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Transfer-Encoding", "Upgrade",
+};
+
 void append_field(std::string& out, std::string_view name, std::string_view value) {
   out.append(name).append(": ").append(value).append(kCrlf);
 }
@@ -55,10 +61,7 @@ void append_target(std::string& out, std::string_view target,
 // is_hop_by_hop() for serializers that ask for every field of a message: `has_connection` says
 // whether the message has a Connection field at all, which spares the scan in the usual case.
 bool hop_by_hop(std::string_view name, const HeaderList& fields, bool has_connection) {
-  static constexpr std::string_view kAlways[] = {
-      "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Transfer-Encoding", "Upgrade",
-  };
-  for (std::string_view h : kAlways) {
+  for (std::string_view h : kHopByHopFields) {
     if (iequals(name, h)) return true;
   }
   // A client naming Host in Connection must not make the request lose it.
@@ -73,6 +76,13 @@ bool hop_by_hop(std::string_view name, const HeaderList& fields, bool has_connec
 
 bool is_hop_by_hop(std::string_view name, const HeaderList& fields) {
   return hop_by_hop(name, fields, true);
+}
+
+bool is_proxy_managed_field(std::string_view name) {
+  for (std::string_view h : kHopByHopFields) {
+    if (iequals(name, h)) return true;
+  }
+  return iequals(name, "Content-Length") || iequals(name, "Trailer");
 }
 
 void serialize_request_head(const RequestHead& req, const RequestForwardConfig& config,

@@ -17,17 +17,11 @@
 #include <utility>
 #include <vector>
 
+#include "proxy/http/header_edits.hpp"
 #include "proxy/http/header_list.hpp"
 #include "proxy/http/message_head.hpp"
 
 namespace lbd::http {
-
-/// Configured field edits, applied after hop-by-hop removal: `remove` drops every field of those
-/// names (case-insensitive), then `add` appends fields at the end.
-struct HeaderEdits {
-  std::vector<std::string> remove;
-  std::vector<std::pair<std::string, std::string>> add;
-};
 
 /// Rewrites the start of the path: a target that begins with `from` gets `to` instead
 /// ("/api/v1/users" with from "/api", to "" -> "/v1/users"). An empty result becomes "/".
@@ -106,6 +100,11 @@ ResponseForwardPlan serialize_response_head(const ResponseHead& resp,
 /// Appends an interim (1xx other than 101) response head for the client as the server sent it:
 /// `HTTP/1.1 status reason` and every field, in order.
 void serialize_interim_head(const ResponseHead& resp, std::string& out);
+
+/// True for the fields the proxy writes itself, which a configured edit must not touch: the
+/// hop-by-hop fields every forwarded message loses, and the framing fields Content-Length and
+/// Trailer (editing them would make client, proxy and backend disagree on where a message ends).
+bool is_proxy_managed_field(std::string_view name);
 
 /// True for the fields a proxy never forwards (RFC 9110 §7.6.1), given the message's fields for
 /// the names its Connection fields list. Host is never treated as hop-by-hop.

@@ -14,18 +14,14 @@ RequestForwardConfig request_config(const config::ListenerConfig& l, const confi
   c.x_forwarded_host = l.forwarded_headers.x_forwarded_host;
   if (r) {
     if (r->rewrite_prefix && r->match.path_prefix) c.path_rewrites.push_back({*r->match.path_prefix, *r->rewrite_prefix});
-    c.headers.remove = r->request_headers.remove;
-    for (const auto& h : r->request_headers.add) c.headers.add.emplace_back(h.name, h.value);
+    c.headers = r->request_headers;
   }
   return c;
 }
 
 ResponseForwardConfig response_config(const config::RouteConfig* r) {
   ResponseForwardConfig c;
-  if (r) {
-    c.headers.remove = r->response_headers.remove;
-    for (const auto& h : r->response_headers.add) c.headers.add.emplace_back(h.name, h.value);
-  }
+  if (r) c.headers = r->response_headers;
   return c;
 }
 

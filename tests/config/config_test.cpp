@@ -146,7 +146,7 @@ TEST(DesignSketch, CompletedLoadsEveryValue) {
 
   ASSERT_EQ(c.clusters.size(), 3u);
   const ClusterConfig& w = c.clusters[0];
-  EXPECT_EQ(w.balance, Balance::kHash);
+  EXPECT_EQ(w.balance, balancer::BalanceKind::kHash);
   EXPECT_EQ(w.hash_key.kind, HashKeyKind::kSourceIp);
   ASSERT_EQ(w.endpoints.size(), 2u);
   EXPECT_EQ(w.endpoints[0].address, addr("10.0.0.11:8080"));
@@ -171,7 +171,7 @@ TEST(DesignSketch, CompletedLoadsEveryValue) {
 
   const ClusterConfig* pg = c.find_cluster("pg");
   ASSERT_NE(pg, nullptr);
-  EXPECT_EQ(pg->balance, Balance::kLeastConn);
+  EXPECT_EQ(pg->balance, balancer::BalanceKind::kLeastConn);
   ASSERT_EQ(pg->endpoints.size(), 2u);
   EXPECT_TRUE(pg->endpoints[0].address.is_ipv6());
   EXPECT_EQ(pg->endpoints[1].address, addr("unix:/run/pg.sock"));
@@ -216,7 +216,7 @@ clusters:
 
   ASSERT_EQ(c.clusters.size(), 1u);
   const ClusterConfig& w = c.clusters[0];
-  EXPECT_EQ(w.balance, Balance::kRoundRobin);
+  EXPECT_EQ(w.balance, balancer::BalanceKind::kRoundRobin);
   EXPECT_EQ(w.endpoints[0].weight, 1u);
   EXPECT_EQ(w.timeouts.connect, 5s);
   EXPECT_EQ(w.timeouts.read, 60s);
@@ -319,10 +319,10 @@ clusters:
   EXPECT_EQ(r.match.host, "*.example.com");  // host patterns are case-insensitive: lowercased
   EXPECT_EQ(r.match.path_prefix, "/api/");
   EXPECT_EQ(r.match.methods, (std::vector<std::string>{"GET", "HEAD"}));
-  EXPECT_EQ(r.match.headers, (std::vector<HeaderField>{{"x-canary", "1"}, {"accept", ""}}));
+  EXPECT_EQ(r.match.headers, (std::vector<http::FieldLine>{{"x-canary", "1"}, {"accept", ""}}));
   EXPECT_EQ(r.rewrite_prefix, "/");
   EXPECT_EQ(r.request_headers.add,
-            (std::vector<HeaderField>{{"X-Env", "prod"}, {"Host", "internal"}}));
+            (std::vector<http::FieldLine>{{"X-Env", "prod"}, {"Host", "internal"}}));
   EXPECT_EQ(r.request_headers.remove, (std::vector<std::string>{"x-debug", "host"}));
   EXPECT_TRUE(r.response_headers.add.empty());
   EXPECT_EQ(r.response_headers.remove, (std::vector<std::string>{"server"}));
@@ -334,7 +334,7 @@ clusters:
   EXPECT_EQ(c.listeners[1].listen, addr("unix:/run/lbd.sock"));
 
   const ClusterConfig& api = c.clusters[0];
-  EXPECT_EQ(api.balance, Balance::kHash);
+  EXPECT_EQ(api.balance, balancer::BalanceKind::kHash);
   EXPECT_EQ(api.hash_key.kind, HashKeyKind::kHeader);
   EXPECT_EQ(api.hash_key.header_name, "x-user-id");
   EXPECT_EQ(api.endpoints[0].weight, 1u);
@@ -433,7 +433,7 @@ TEST(ExampleConfig, LoadsAndItsDefaultMarkersAreTrue) {
   EXPECT_EQ(http.limits, Limits{});
   EXPECT_EQ(http.forwarded_headers, ForwardedHeaders{});
   EXPECT_EQ(tcp.timeouts.idle, ListenerTimeouts::kTcpIdleDefault);
-  EXPECT_EQ(web->balance, Balance::kRoundRobin);
+  EXPECT_EQ(web->balance, balancer::BalanceKind::kRoundRobin);
   EXPECT_EQ(web->timeouts, ClusterTimeouts{});
   EXPECT_EQ(web->keepalive, Keepalive{});
   EXPECT_EQ(web->max_connections, ClusterConfig{}.max_connections);
@@ -1048,7 +1048,7 @@ TEST(EnumNames, UseTheConfigFileSpelling) {
   EXPECT_EQ(to_string(LogLevel::kCritical), "critical");
   EXPECT_EQ(to_string(AccessLogFormat::kJson), "json");
   EXPECT_EQ(to_string(Protocol::kTcp), "tcp");
-  EXPECT_EQ(to_string(Balance::kRandomTwo), "random_two");
+  EXPECT_EQ(to_string(balancer::BalanceKind::kRandomTwo), "random_two");
   EXPECT_EQ(to_string(HashKeyKind::kSourceIp), "source_ip");
   EXPECT_EQ(to_string(HealthCheckType::kHttp), "http");
 }

@@ -20,7 +20,7 @@
 namespace lbd::balancer {
 
 // Test names and failure messages say "least_conn" rather than "4-byte object <01-00 00-00>".
-void PrintTo(BalanceKind kind, std::ostream* os) { *os << balance_kind_name(kind); }
+void PrintTo(BalanceKind kind, std::ostream* os) { *os << to_string(kind); }
 
 namespace {
 
@@ -98,10 +98,10 @@ ExcludeSet exclude_of(std::initializer_list<size_t> indices) {
 // Names and ExcludeSet
 
 TEST(BalanceKindTest, NamesAreTheConfigSpelling) {
-  EXPECT_EQ(balance_kind_name(BalanceKind::kRoundRobin), "round_robin");
-  EXPECT_EQ(balance_kind_name(BalanceKind::kLeastConn), "least_conn");
-  EXPECT_EQ(balance_kind_name(BalanceKind::kRandomTwo), "random_two");
-  EXPECT_EQ(balance_kind_name(BalanceKind::kHash), "hash");
+  EXPECT_EQ(to_string(BalanceKind::kRoundRobin), "round_robin");
+  EXPECT_EQ(to_string(BalanceKind::kLeastConn), "least_conn");
+  EXPECT_EQ(to_string(BalanceKind::kRandomTwo), "random_two");
+  EXPECT_EQ(to_string(BalanceKind::kHash), "hash");
 }
 
 TEST(ExcludeSetTest, InsertContainsAndCapacity) {
@@ -596,7 +596,7 @@ TEST_P(EveryBalancerTest, ManyEndpointsAllGetTraffic) {
 INSTANTIATE_TEST_SUITE_P(Kinds, EveryBalancerTest,
                          ::testing::Values(BalanceKind::kRoundRobin, BalanceKind::kLeastConn,
                                            BalanceKind::kRandomTwo, BalanceKind::kHash),
-                         [](const auto& info) { return std::string(balance_kind_name(info.param)); });
+                         [](const auto& info) { return std::string(to_string(info.param)); });
 
 }  // namespace
 }  // namespace lbd::balancer
