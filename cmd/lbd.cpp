@@ -43,13 +43,7 @@ struct CliOverrides {
     if (opts->io == "io_uring") cfg.io = config::IoMode::kIoUring;
     if (opts->io == "epoll") cfg.io = config::IoMode::kEpoll;
     if (opts->io == "auto") cfg.io = config::IoMode::kAuto;
-    static const std::pair<const char*, config::LogLevel> kLevels[] = {
-        {"trace", config::LogLevel::kTrace}, {"debug", config::LogLevel::kDebug},
-        {"info", config::LogLevel::kInfo},   {"warn", config::LogLevel::kWarn},
-        {"error", config::LogLevel::kError}, {"critical", config::LogLevel::kCritical},
-        {"off", config::LogLevel::kOff}};
-    for (auto& [name, level] : kLevels)
-      if (opts->log_level == name) cfg.log.level = level;
+    if (auto level = config::parse_log_level(opts->log_level)) cfg.log.level = *level;
   }
 };
 
@@ -212,7 +206,7 @@ int main(int argc, char** argv) {
   app.add_option("--workers", opts.workers, "Worker threads (overrides `workers`)")->check(CLI::Range(1, 1024));
   app.add_option("--io", opts.io, "I/O driver (overrides `io`)")->check(CLI::IsMember({"auto", "io_uring", "epoll"}));
   app.add_option("--log-level", opts.log_level, "Log level (overrides `log.level`)")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+      ->check(CLI::IsMember(config::log_level_names()));
   app.set_version_flag("-v,--version", std::string("lbd ") + LBD_VERSION);
   CLI11_PARSE(app, argc, argv);
 

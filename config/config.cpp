@@ -10,6 +10,16 @@ std::string_view to_string(IoMode v) { return detail::enum_name<IoMode>(detail::
 std::string_view to_string(LogLevel v) {
   return detail::enum_name<LogLevel>(detail::kLogLevelNames, v);
 }
+std::optional<LogLevel> parse_log_level(std::string_view text) {
+  for (const auto& entry : detail::kLogLevelNames)
+    if (entry.name == text) return entry.value;
+  return std::nullopt;
+}
+std::vector<std::string> log_level_names() {
+  std::vector<std::string> names;
+  for (const auto& entry : detail::kLogLevelNames) names.emplace_back(entry.name);
+  return names;
+}
 std::string_view to_string(AccessLogFormat v) {
   return detail::enum_name<AccessLogFormat>(detail::kAccessLogFormatNames, v);
 }

@@ -38,6 +38,11 @@ enum class Forwarding { kAuto, kCopy, kSplice };                        // auto 
 /// The spelling used in the config file ("round_robin", "io_uring", ...).
 std::string_view to_string(IoMode v);
 std::string_view to_string(LogLevel v);
+/// Reads to_string(LogLevel)'s spelling back ("info" -> kInfo); nullopt for anything else. The
+/// command line's --log-level takes the config file's words.
+std::optional<LogLevel> parse_log_level(std::string_view text);
+/// Every log level's spelling, from trace to off.
+std::vector<std::string> log_level_names();
 std::string_view to_string(AccessLogFormat v);
 std::string_view to_string(Protocol v);
 std::string_view to_string(HashKeyKind v);

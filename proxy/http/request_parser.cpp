@@ -1,5 +1,6 @@
 #include "proxy/http/request_parser.hpp"
 
+#include "proxy/http/detail/framing_fields.hpp"
 #include "proxy/http/detail/message_parser.hpp"
 #include "proxy/http/syntax.hpp"
 
@@ -89,48 +90,18 @@ HttpError RequestParserImpl::complete_head(llhttp_t& p) {
   // One pass over the fields for everything that decides routing and framing.
   size_t host_count = 0;
   std::string_view host_value;
-  size_t cl_count = 0;
-  std::string_view cl_value;
-  bool has_te = false;
-  bool te_empty = true;
-  bool te_unknown = false;
-  bool te_chunked_last = false;
-  bool te_chunked_not_last = false;
-  bool conn_close = false;
-  bool conn_keep_alive = false;
-  bool conn_upgrade = false;
   bool has_upgrade = false;
   bool expect_100 = false;
-  for (HeaderField f : h.headers) {
+  const FramingFields ff = scan_framing_fields(h.headers, [&](HeaderField f) {
     if (iequals(f.name, "Host")) {
       ++host_count;
       host_value = f.value;
-    } else if (iequals(f.name, "Content-Length")) {
-      ++cl_count;
-      cl_value = f.value;
-    } else if (iequals(f.name, "Transfer-Encoding")) {
-      // The codings of all Transfer-Encoding lines, in order, form one list (RFC 9110 §5.3).
-      has_te = true;
-      for_each_list_element(f.value, [&](std::string_view coding) {
-        te_empty = false;
-        if (te_chunked_last) te_chunked_not_last = true;
-        te_chunked_last = iequals(coding, "chunked");
-        te_unknown |= !te_chunked_last;
-        return true;
-      });
-    } else if (iequals(f.name, "Connection")) {
-      for_each_list_element(f.value, [&](std::string_view option) {
-        conn_close |= iequals(option, "close");
-        conn_keep_alive |= iequals(option, "keep-alive");
-        conn_upgrade |= iequals(option, "upgrade");
-        return true;
-      });
     } else if (iequals(f.name, "Upgrade")) {
       has_upgrade = true;
     } else if (iequals(f.name, "Expect")) {
       expect_100 |= list_contains(f.value, "100-continue");
     }
-  }
+  });
 
   // Host (RFC 9112 §3.2): exactly one on HTTP/1.1, valid, and overridden by an absolute-form
   // target's authority.
@@ -140,19 +111,19 @@ HttpError RequestParserImpl::complete_head(llhttp_t& p) {
   if (h.target_form != TargetForm::kAbsolute) assign_lowercase(h.host, host_value);
 
   // Framing (RFC 9112 §6.1-6.3). Anything ambiguous is refused, never guessed.
-  if (has_te) {
+  if (ff.has_transfer_encoding) {
     if (!http11) return refuse(400, "Transfer-Encoding in an HTTP/1.0 request");
-    if (cl_count > 0) return refuse(400, "Content-Length with Transfer-Encoding");
-    if (te_empty) return refuse(400, "empty Transfer-Encoding");
-    if (te_chunked_not_last) {
+    if (ff.content_length_count > 0) return refuse(400, "Content-Length with Transfer-Encoding");
+    if (ff.codings == 0) return refuse(400, "empty Transfer-Encoding");
+    if (ff.chunked_not_last) {
       return refuse(400, "Transfer-Encoding: chunked is not the final coding");
     }
-    if (te_unknown) return refuse(501, "unsupported transfer coding");
+    if (ff.unknown_coding) return refuse(501, "unsupported transfer coding");
     h.framing = BodyFraming::chunked();
-  } else if (cl_count > 1) {
+  } else if (ff.content_length_count > 1) {
     return refuse(400, "repeated Content-Length");
-  } else if (cl_count == 1) {
-    std::optional<uint64_t> n = parse_content_length(cl_value);
+  } else if (ff.content_length_count == 1) {
+    std::optional<uint64_t> n = parse_content_length(ff.content_length);
     if (!n) return refuse(400, "invalid Content-Length");
     h.framing = BodyFraming::content_length(*n);
   } else {
@@ -169,8 +140,8 @@ HttpError RequestParserImpl::complete_head(llhttp_t& p) {
                 (!llhttp_length || p.content_length == h.framing.length);
   if (!agree) return refuse(400, "ambiguous message framing");
 
-  h.keep_alive = !conn_close && (http11 || conn_keep_alive);
-  h.upgrade = http11 && has_upgrade && conn_upgrade;
+  h.keep_alive = !ff.close && (http11 || ff.keep_alive);
+  h.upgrade = http11 && has_upgrade && ff.upgrade;
   h.expect_continue = http11 && expect_100;
   return {};
 }

@@ -1,5 +1,6 @@
 #include "proxy/http/response_parser.hpp"
 
+#include "proxy/http/detail/framing_fields.hpp"
 #include "proxy/http/detail/message_parser.hpp"
 #include "proxy/http/syntax.hpp"
 
@@ -51,46 +52,21 @@ HttpError ResponseParserImpl::complete_head(llhttp_t& p) {
     return refuse("101 Switching Protocols to a request that did not ask to upgrade");
   }
 
-  size_t cl_count = 0;
-  std::string_view cl_value;
-  bool has_te = false;
-  bool te_plain_chunked = false;  // exactly one coding over all lines, and it is chunked
-  size_t te_codings = 0;
-  bool conn_close = false;
-  bool conn_keep_alive = false;
-  for (HeaderField f : h.headers) {
-    if (iequals(f.name, "Content-Length")) {
-      ++cl_count;
-      cl_value = f.value;
-    } else if (iequals(f.name, "Transfer-Encoding")) {
-      has_te = true;
-      for_each_list_element(f.value, [&](std::string_view coding) {
-        ++te_codings;
-        te_plain_chunked = iequals(coding, "chunked");
-        return true;
-      });
-    } else if (iequals(f.name, "Connection")) {
-      for_each_list_element(f.value, [&](std::string_view option) {
-        conn_close |= iequals(option, "close");
-        conn_keep_alive |= iequals(option, "keep-alive");
-        return true;
-      });
-    }
-  }
+  const FramingFields ff = scan_framing_fields(h.headers, [](HeaderField) {});
 
   // Whatever the framing fields say, these responses end with their head (RFC 9112 §6.3 1.).
   // Their fields are still checked: a server that sends nonsense is not pooled.
   const bool no_body =
       head_request_ || (h.status >= 100 && h.status < 200) || h.status == 204 || h.status == 304;
-  if (has_te) {
+  if (ff.has_transfer_encoding) {
     if (!http11) return refuse("Transfer-Encoding in an HTTP/1.0 response");
-    if (cl_count > 0) return refuse("Content-Length with Transfer-Encoding");
-    if (te_codings != 1 || !te_plain_chunked) return refuse("unsupported transfer coding");
+    if (ff.content_length_count > 0) return refuse("Content-Length with Transfer-Encoding");
+    if (ff.codings != 1 || !ff.chunked_last) return refuse("unsupported transfer coding");
     h.framing = BodyFraming::chunked();
-  } else if (cl_count > 1) {
+  } else if (ff.content_length_count > 1) {
     return refuse("repeated Content-Length");
-  } else if (cl_count == 1) {
-    std::optional<uint64_t> n = parse_content_length(cl_value);
+  } else if (ff.content_length_count == 1) {
+    std::optional<uint64_t> n = parse_content_length(ff.content_length);
     if (!n) return refuse("invalid Content-Length");
     h.framing = BodyFraming::content_length(*n);
   } else {
@@ -118,8 +94,8 @@ HttpError ResponseParserImpl::complete_head(llhttp_t& p) {
     }
     if (!agree) return refuse("ambiguous message framing");
   }
-  h.keep_alive = h.framing.kind != BodyFraming::Kind::kUntilClose && !conn_close &&
-                 (http11 || conn_keep_alive);
+  h.keep_alive = h.framing.kind != BodyFraming::Kind::kUntilClose && !ff.close &&
+                 (http11 || ff.keep_alive);
   return {};
 }
 
