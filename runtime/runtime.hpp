@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "runtime/driver.hpp"
-#include "runtime/detail/timer_queue.hpp"
+#include "runtime/timer_queue.hpp"
 #include "runtime/result.hpp"
 #include "runtime/task.hpp"
 
@@ -150,7 +150,7 @@ class Runtime {
   std::unique_ptr<Op::AddressPart> take_address_part();
   /// A driver hands back a completed operation.
   void complete(Op* op, int32_t res, uint32_t cqe_flags);
-  detail::TimerQueue& timers() { return timers_; }
+  TimerQueue& timers() { return timers_; }
   void task_started() { ++live_tasks_; }
   void task_ended() { --live_tasks_; }
   void register_root(std::coroutine_handle<> h);
@@ -171,7 +171,7 @@ class Runtime {
   RuntimeOptions opts_;
   std::unique_ptr<Driver> driver_;
   std::deque<Ready> ready_;
-  detail::TimerQueue timers_;
+  TimerQueue timers_;
   Clock::time_point now_;
 
   std::vector<Op*> free_ops_;
@@ -401,10 +401,10 @@ class OpAwaiter : public Cancellable {
   TaskCtx* ctx_ = nullptr;
   bool submitted_ = false;
   bool timed_ = false;
-  detail::TimerNode timer_;
+  TimerNode timer_;
 
  private:
-  static void on_deadline(detail::TimerNode* n) { static_cast<OpAwaiter*>(n->owner)->cancel(ETIMEDOUT); }
+  static void on_deadline(TimerNode* n) { static_cast<OpAwaiter*>(n->owner)->cancel(ETIMEDOUT); }
 };
 
 /// An OpAwaiter whose result is computed by `Extract::get(Op*)`.
@@ -429,7 +429,7 @@ class IoAwaiter : public OpAwaiter {
 class SleepAwaiter : public Cancellable {
  public:
   explicit SleepAwaiter(Clock::time_point deadline) { node_.deadline = deadline; }
-  SleepAwaiter(SleepAwaiter&& o) noexcept : node_(o.node_) { node_.index = detail::TimerNode::kNotQueued; }
+  SleepAwaiter(SleepAwaiter&& o) noexcept : node_(o.node_) { node_.index = TimerNode::kNotQueued; }
   ~SleepAwaiter() { Runtime::current().timers().remove(&node_); }
 
   bool await_ready() const noexcept { return false; }
@@ -459,12 +459,12 @@ class SleepAwaiter : public Cancellable {
   }
 
  private:
-  static void on_fire(detail::TimerNode* n) {
+  static void on_fire(TimerNode* n) {
     auto* self = static_cast<SleepAwaiter*>(n->owner);
     Runtime::current().schedule(self->h_, self->ctx_);
   }
 
-  detail::TimerNode node_;
+  TimerNode node_;
   std::coroutine_handle<> h_{};
   TaskCtx* ctx_ = nullptr;
   int error_ = 0;
