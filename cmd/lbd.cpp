@@ -22,6 +22,7 @@
 #include "proxy/core/proxy_worker.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/signal.hpp"
+#include "runtime/spawn.hpp"
 #include "runtime/worker.hpp"
 
 using namespace lbd;

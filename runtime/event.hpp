@@ -2,8 +2,12 @@
 // Event: a one-thread flag that tasks can wait for. set() wakes every waiter; reset() arms it
 // again. Waiting is cancellable (timeout(), with_cancel()).
 
+#include <coroutine>
+#include <cstddef>
 #include <vector>
 
+#include "runtime/cancel.hpp"
+#include "runtime/result.hpp"
 #include "runtime/runtime.hpp"
 
 namespace lbd {

@@ -9,6 +9,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <deque>
+#include <string>
+
+#include "runtime/cancel.hpp"
+#include "runtime/timer.hpp"
 
 namespace lbd {
 

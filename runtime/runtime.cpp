@@ -1,7 +1,10 @@
 #include "runtime/runtime.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+
+#include "runtime/cancel.hpp"
 
 namespace lbd {
 

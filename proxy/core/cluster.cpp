@@ -4,6 +4,8 @@
 
 #include "proxy/balancer/hash_key.hpp"
 #include "proxy/core/log.hpp"
+#include "runtime/spawn.hpp"
+#include "runtime/timer.hpp"
 
 namespace lbd::proxy {
 

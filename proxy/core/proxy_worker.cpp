@@ -6,6 +6,8 @@
 #include "proxy/core/log.hpp"
 #include "proxy/l7/http_session.hpp"
 #include "proxy/tcp/tcp_session.hpp"
+#include "runtime/spawn.hpp"
+#include "runtime/timer.hpp"
 
 namespace lbd::proxy {
 

@@ -7,6 +7,7 @@
 #include "config/config.hpp"
 #include "proxy/core/cluster.hpp"
 #include "proxy/core/stats.hpp"
+#include "runtime/cancel.hpp"
 
 namespace lbd::proxy {
 

@@ -18,6 +18,7 @@
 #include "proxy/http/response_parser.hpp"
 #include "proxy/l7/access_log.hpp"
 #include "proxy/tcp/tcp_session.hpp"
+#include "runtime/timer.hpp"
 
 namespace lbd::proxy {
 

@@ -7,6 +7,7 @@
 #include "config/config.hpp"
 #include "proxy/core/session_env.hpp"
 #include "runtime/net.hpp"
+#include "runtime/spawn.hpp"
 
 namespace lbd::proxy {
 

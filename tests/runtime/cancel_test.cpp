@@ -9,8 +9,11 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/cancel.hpp"
 #include "runtime/event.hpp"
 #include "runtime/net.hpp"
+#include "runtime/spawn.hpp"
+#include "runtime/timer.hpp"
 #include "tests/runtime/runtime_test_support.hpp"
 
 namespace lbd {

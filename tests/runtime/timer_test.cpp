@@ -7,7 +7,10 @@
 #include <random>
 #include <vector>
 
+#include "runtime/cancel.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/spawn.hpp"
+#include "runtime/timer.hpp"
 #include "tests/runtime/runtime_test_support.hpp"
 
 namespace lbd {
