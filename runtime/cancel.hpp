@@ -7,9 +7,11 @@
 // built on it: timeout() (runtime/timer.hpp) and JoinHandle::cancel() (runtime/spawn.hpp).
 
 #include <cerrno>
+#include <coroutine>
 #include <type_traits>
 #include <utility>
 
+#include "runtime/runtime.hpp"
 #include "runtime/task.hpp"
 
 namespace lbd {
@@ -90,6 +92,49 @@ class ScopeGuard {
   TaskCtx* ctx_ = nullptr;
 };
 }  // namespace detail
+
+/// The part every awaiter shares that parks its task on something other than an Op (an
+/// Event, a listener's accept queue, a timer) and can be cancelled while parked. The awaiter
+/// calls park() in await_suspend, unpark() in await_resume, and wake() when what it waits for
+/// happens or cancel() interrupts it; it implements cancel() itself, since only it knows how
+/// to unhook from what it waits on.
+class CancellableWait : public Cancellable {
+ protected:
+  CancellableWait() = default;
+  ~CancellableWait() = default;
+
+  /// await_suspend's start. False, with the reason kept for unpark(), when a scope around this
+  /// await has fired already: the task then goes on at once and the awaiter registers nothing.
+  /// True: `h` is stored and this is the task's current wait; the awaiter now registers with
+  /// what it waits on and suspends.
+  bool park(std::coroutine_handle<> h) {
+    ctx_ = detail::current_ctx;
+    if (int reason = ctx_ ? ctx_->fired_reason() : 0) {
+      reason_ = reason;
+      return false;
+    }
+    h_ = h;
+    if (ctx_) ctx_->waiting = this;
+    return true;
+  }
+  /// await_resume's start: no longer the task's current wait. Returns why the wait ended: an
+  /// errno (cancelled, timed out, or whatever wake() was given), or 0 when it was woken.
+  int unpark() {
+    if (ctx_ && ctx_->waiting == this) ctx_->waiting = nullptr;
+    return reason_;
+  }
+  /// Resumes the parked task on the loop; unpark() then reports `reason` (0: none).
+  /// Precondition: park() returned true, and this is the first wake.
+  void wake(int reason) {
+    reason_ = reason;
+    Runtime::current().schedule(h_, ctx_);
+  }
+
+ private:
+  std::coroutine_handle<> h_{};
+  TaskCtx* ctx_ = nullptr;  // the parked task's context; null outside tasks
+  int reason_ = 0;
+};
 
 /// Cancels a group of awaits from elsewhere in the same thread: `with_cancel(op, source)`
 /// resumes with ECANCELED once `source.cancel()` is called.

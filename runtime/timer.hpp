@@ -18,7 +18,7 @@
 namespace lbd {
 
 /// Suspends until `deadline`. Result<void>: an error only when cancelled or timed out.
-class SleepAwaiter : public Cancellable {
+class SleepAwaiter : public CancellableWait {
  public:
   explicit SleepAwaiter(Clock::time_point deadline) { node_.deadline = deadline; }
   SleepAwaiter(SleepAwaiter&& o) noexcept : node_(o.node_) { node_.index = TimerNode::kNotQueued; }
@@ -26,40 +26,26 @@ class SleepAwaiter : public Cancellable {
 
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h) {
-    ctx_ = detail::current_ctx;
-    if (int reason = ctx_ ? ctx_->fired_reason() : 0) {
-      error_ = reason;
-      return false;
-    }
-    h_ = h;
+    if (!park(h)) return false;
     node_.fire = &SleepAwaiter::on_fire;
     node_.owner = this;
     Runtime::current().timers().add(&node_);
-    if (ctx_) ctx_->waiting = this;
     return true;
   }
   Result<void> await_resume() {
-    if (ctx_ && ctx_->waiting == this) ctx_->waiting = nullptr;
-    if (error_) return errno_error(error_);
+    if (int reason = unpark()) return errno_error(reason);
     return {};
   }
   void cancel(int reason) override {
     if (!node_.queued()) return;
     Runtime::current().timers().remove(&node_);
-    error_ = reason;
-    Runtime::current().schedule(h_, ctx_);
+    wake(reason);
   }
 
  private:
-  static void on_fire(TimerNode* n) {
-    auto* self = static_cast<SleepAwaiter*>(n->owner);
-    Runtime::current().schedule(self->h_, self->ctx_);
-  }
+  static void on_fire(TimerNode* n) { static_cast<SleepAwaiter*>(n->owner)->wake(0); }
 
   TimerNode node_;
-  std::coroutine_handle<> h_{};
-  TaskCtx* ctx_ = nullptr;
-  int error_ = 0;
 };
 
 /// Resumes once `deadline` passed (on the next loop turn when it has already).
