@@ -17,6 +17,10 @@
 namespace lbd {
 
 struct TaskCtx;
+namespace detail {
+class EpollDriver;
+class IoUringDriver;
+}  // namespace detail
 
 /// Completion flag: more completions follow for this (multishot) op. Same bit as
 /// IORING_CQE_F_MORE; the epoll driver never sets it.
@@ -85,13 +89,26 @@ struct Op {
   void (*on_cqe)(Op* op, int32_t res, uint32_t cqe_flags) = nullptr;
   void* owner = nullptr;  // the object on_cqe works for; null once that object is gone
 
-  // Driver-private links (epoll wait lists).
+  /// Back to a fresh slot's state (Runtime::free_op).
+  void reset();
+
+ private:
+  // The drivers' own bookkeeping: nothing else reads or writes it.
+  friend class detail::EpollDriver;
+  friend class detail::IoUringDriver;
+
+  /// `waiting_for` when the op waits for nothing but its own completion (in both drivers).
+  static constexpr uint8_t kNotWaiting = 0xff;
+
+  // epoll: links of the per-fd wait list the op is queued on.
   Op* next = nullptr;
   Op* prev = nullptr;
-  uint8_t wait_dir = 0xff;  // 0xff: not on a wait list
-  int tracked_fd = -1;      // io_uring: the fd this op is counted against until it completes
-
-  void reset();
+  // What the op waits for inside its driver. epoll: the readiness it is queued for, that
+  // driver's kIn or kOut (which wait list next/prev link). io_uring: kPolling while a poll
+  // for readiness stands in for the op, which answered -EAGAIN (a non-blocking pipe or
+  // eventfd); the op is issued again once the poll fires.
+  uint8_t waiting_for = kNotWaiting;
+  int tracked_fd = -1;  // io_uring: the fd this op is counted against until it completes
 };
 
 }  // namespace lbd

@@ -39,7 +39,7 @@ void Op::reset() {
   on_cqe = nullptr;
   owner = nullptr;
   next = prev = nullptr;
-  wait_dir = 0xff;
+  waiting_for = kNotWaiting;
   tracked_fd = -1;
   wait_out = false;
 }
