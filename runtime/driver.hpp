@@ -15,8 +15,6 @@ namespace lbd {
 class Runtime;
 struct RuntimeOptions;
 
-enum class IoMode { kAuto, kIoUring, kEpoll };
-
 /// What a driver reports about itself at start-up.
 struct DriverInfo {
   std::string name;    // "io_uring" or "epoll"

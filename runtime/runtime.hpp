@@ -21,6 +21,7 @@
 
 #include "runtime/clock.hpp"
 #include "runtime/driver.hpp"
+#include "runtime/io_mode.hpp"
 #include "runtime/op.hpp"
 #include "runtime/task.hpp"
 #include "runtime/timer_queue.hpp"
