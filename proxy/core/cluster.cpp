@@ -1,6 +1,7 @@
 #include "proxy/core/cluster.hpp"
 
 #include <cerrno>
+#include <chrono>
 
 #include "proxy/balancer/hash_key.hpp"
 #include "proxy/core/log.hpp"
@@ -190,8 +191,9 @@ Task<std::variant<Upstream, ConnectError>> Cluster::connect(PickContext ctx, Lis
     }
 
     int err = stream.error().value();
+    const auto connect_ms = std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.timeouts.connect).count();
     std::string what = "connect " + address(i).to_string() + " for cluster " + cfg_.name + ": " +
-                       (err == ETIMEDOUT ? "timed out after " + std::to_string(cfg_.timeouts.connect.count()) + "ms"
+                       (err == ETIMEDOUT ? "timed out after " + std::to_string(connect_ms) + "ms"
                                          : stream.error().message());
     log_warn("{}", what);
     if (!failures.empty()) failures += "; ";
