@@ -1,4 +1,5 @@
-// Task<T>, spawn/JoinHandle, yield_now and the run queue (runtime/task.hpp, runtime/runtime.hpp).
+// Task<T>, spawn/JoinHandle, yield_now and the run queue (runtime/task.hpp, runtime/spawn.hpp,
+// runtime/runtime.hpp).
 
 #include <atomic>
 #include <condition_variable>

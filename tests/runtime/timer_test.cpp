@@ -1,5 +1,5 @@
 // Timers: sleep_for / sleep_until / Interval and the per-runtime timer heap
-// (runtime/runtime.hpp, runtime/detail/timer_queue.hpp). Lower bounds only: the machine is
+// (runtime/timer.hpp, runtime/timer_queue.hpp). Lower bounds only: the machine is
 // shared, so a timer may fire late but never early.
 
 #include <algorithm>
