@@ -123,11 +123,13 @@ class CancellableWait : public Cancellable {
     if (ctx_ && ctx_->waiting == this) ctx_->waiting = nullptr;
     return reason_;
   }
-  /// Resumes the parked task on the loop; unpark() then reports `reason` (0: none).
-  /// Precondition: park() returned true, and this is the first wake.
+  /// Resumes the parked task on the loop: what it waits for happened (unpark() reports 0), or,
+  /// with `reason`, the wait was cut short. Precondition: park() returned true, and this is the
+  /// first wake.
+  void wake() { Runtime::current().schedule(h_, ctx_); }
   void wake(int reason) {
     reason_ = reason;
-    Runtime::current().schedule(h_, ctx_);
+    wake();
   }
 
  private:

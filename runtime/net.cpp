@@ -278,7 +278,7 @@ class StreamListener::AcceptWait : public CancellableWait {
   void deliver() {
     q_->waiter = nullptr;
     q_ = nullptr;
-    wake(0);
+    wake();
   }
 
  private:

@@ -43,7 +43,7 @@ class SleepAwaiter : public CancellableWait {
   }
 
  private:
-  static void on_fire(TimerNode* n) { static_cast<SleepAwaiter*>(n->owner)->wake(0); }
+  static void on_fire(TimerNode* n) { static_cast<SleepAwaiter*>(n->owner)->wake(); }
 
   TimerNode node_;
 };
