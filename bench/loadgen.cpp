@@ -37,6 +37,8 @@
 #include "bench/bench_util.hpp"
 #include "runtime/net.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/spawn.hpp"
+#include "runtime/timer.hpp"
 #include "runtime/worker.hpp"
 
 using namespace lbd;

@@ -45,6 +45,8 @@
 #include "runtime/net.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/signal.hpp"
+#include "runtime/spawn.hpp"
+#include "runtime/timer.hpp"
 
 using namespace lbd;
 

@@ -20,8 +20,10 @@
 #include "cmd/logging.hpp"
 #include "config/config.hpp"
 #include "proxy/worker/proxy_worker.hpp"
+#include "runtime/io_mode.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/signal.hpp"
+#include "runtime/spawn.hpp"
 #include "runtime/worker.hpp"
 
 using namespace lbd;
@@ -40,21 +42,10 @@ struct CliOverrides {
   const Options* opts;
   void apply(config::Config& cfg) const {
     if (opts->workers) cfg.workers = *opts->workers;
-    if (opts->io == "io_uring") cfg.io = config::IoMode::kIoUring;
-    if (opts->io == "epoll") cfg.io = config::IoMode::kEpoll;
-    if (opts->io == "auto") cfg.io = config::IoMode::kAuto;
+    if (auto io = parse_io_mode(opts->io)) cfg.io = *io;
     if (auto level = config::parse_log_level(opts->log_level)) cfg.log.level = *level;
   }
 };
-
-IoMode runtime_io(config::IoMode m) {
-  switch (m) {
-    case config::IoMode::kIoUring: return IoMode::kIoUring;
-    case config::IoMode::kEpoll: return IoMode::kEpoll;
-    case config::IoMode::kAuto: return IoMode::kAuto;
-  }
-  return IoMode::kAuto;
-}
 
 /// Loads the file and applies the command line's overrides.
 config::LoadResult load(const Options& opts) {
@@ -204,7 +195,9 @@ int main(int argc, char** argv) {
   app.add_option("-c,--config", opts.config_path, "Configuration file")->capture_default_str();
   app.add_flag("-t,--check", opts.check, "Check the configuration file and exit (0: valid, 1: invalid)");
   app.add_option("--workers", opts.workers, "Worker threads (overrides `workers`)")->check(CLI::Range(1, 1024));
-  app.add_option("--io", opts.io, "I/O driver (overrides `io`)")->check(CLI::IsMember({"auto", "io_uring", "epoll"}));
+  std::vector<std::string> io_modes;
+  for (IoMode m : kIoModes) io_modes.emplace_back(to_string(m));
+  app.add_option("--io", opts.io, "I/O driver (overrides `io`)")->check(CLI::IsMember(io_modes));
   app.add_option("--log-level", opts.log_level, "Log level (overrides `log.level`)")
       ->check(CLI::IsMember(config::log_level_names()));
   app.set_version_flag("-v,--version", std::string("lbd ") + LBD_VERSION);
@@ -248,7 +241,7 @@ int main(int argc, char** argv) {
 
   WorkerOptions wopts;
   wopts.count = cfg->workers > 0 ? static_cast<unsigned>(cfg->workers) : WorkerPool::default_count();
-  wopts.runtime.io = runtime_io(cfg->io);
+  wopts.runtime.io = cfg->io;
   std::vector<std::unique_ptr<proxy::ProxyWorker>> workers;
   for (unsigned i = 0; i < wopts.count; ++i) workers.push_back(std::make_unique<proxy::ProxyWorker>(i));
 

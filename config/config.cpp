@@ -6,7 +6,6 @@
 
 namespace lbd::config {
 
-std::string_view to_string(IoMode v) { return detail::enum_name<IoMode>(detail::kIoModeNames, v); }
 std::string_view to_string(LogLevel v) {
   return detail::enum_name<LogLevel>(detail::kLogLevelNames, v);
 }

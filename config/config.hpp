@@ -20,14 +20,15 @@
 #include "config/units.hpp"
 #include "proxy/balancer/balance_kind.hpp"
 #include "proxy/http/header_edits.hpp"
+#include "runtime/io_mode.hpp"
 #include "runtime/socket_address.hpp"
 
 namespace lbd::config {
 
 using namespace std::chrono_literals;
 
-// The config-file spelling of each value is in the comment; to_string() returns it.
-enum class IoMode { kAuto, kIoUring, kEpoll };                              // auto | io_uring | epoll
+// The config-file spelling of each value is in the comment; to_string() returns it. The `io`
+// key's lbd::IoMode is the runtime's, with its spelling (runtime/io_mode.hpp).
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError, kCritical, kOff };  // spdlog's level names
 enum class AccessLogFormat { kCombined, kJson };                           // combined | json
 enum class Protocol { kTcp, kHttp };                                       // tcp | http
@@ -35,8 +36,7 @@ enum class HashKeyKind { kSourceIp, kHeader };                    // source_ip |
 enum class HealthCheckType { kTcp, kHttp };                       // tcp | http
 enum class Forwarding { kAuto, kCopy, kSplice };                        // auto | copy | splice
 
-/// The spelling used in the config file ("round_robin", "io_uring", ...).
-std::string_view to_string(IoMode v);
+/// The spelling used in the config file ("round_robin", "combined", ...).
 std::string_view to_string(LogLevel v);
 /// Reads to_string(LogLevel)'s spelling back ("info" -> kInfo); nullopt for anything else. The
 /// command line's --log-level takes the config file's words.
@@ -264,7 +264,7 @@ struct ClusterConfig {
 
 struct Config {
   int workers = 0;                        // workers: "auto" or 0 (one per CPU), or 1..1024
-  IoMode io = IoMode::kAuto;               // io: auto probes io_uring and falls back to epoll
+  lbd::IoMode io = lbd::IoMode::kAuto;    // io: auto probes io_uring and falls back to epoll
   LogConfig log;                          // log
   AdminConfig admin;                      // admin
   ShutdownConfig shutdown;                // shutdown

@@ -1,17 +1,25 @@
 #include "config/units.hpp"
 
 #include <charconv>
+#include <chrono>
 #include <limits>
 
 namespace lbd::config {
 namespace {
+
+using namespace std::chrono_literals;
+
+struct DurationUnit {
+  std::string_view suffix;
+  Duration length;
+};
 
 struct Unit {
   std::string_view suffix;
   uint64_t factor;
 };
 
-constexpr Unit kDurationUnits[] = {{"h", 3'600'000}, {"m", 60'000}, {"s", 1'000}, {"ms", 1}};
+constexpr DurationUnit kDurationUnits[] = {{"h", 1h}, {"m", 1min}, {"s", 1s}, {"ms", 1ms}};
 constexpr Unit kSizeUnits[] = {
     {"GiB", uint64_t{1} << 30}, {"MiB", uint64_t{1} << 20}, {"KiB", uint64_t{1} << 10}, {"B", 1}};
 
@@ -41,11 +49,11 @@ Result<Duration> parse_duration(std::string_view text) {
   if (!split) return split.error();
   auto [number, suffix] = *split;
   constexpr auto kMax = static_cast<uint64_t>(std::numeric_limits<Duration::rep>::max());
-  for (const Unit& unit : kDurationUnits) {
+  for (const DurationUnit& unit : kDurationUnits) {
     if (suffix != unit.suffix) continue;
-    auto ms = scale(number, unit.factor, kMax);
-    if (!ms) return ms.error();
-    return Duration(static_cast<Duration::rep>(*ms));
+    auto ticks = scale(number, static_cast<uint64_t>(unit.length.count()), kMax);
+    if (!ticks) return ticks.error();
+    return Duration(static_cast<Duration::rep>(*ticks));
   }
   return errno_error(EINVAL);
 }
@@ -62,13 +70,12 @@ Result<uint64_t> parse_size(std::string_view text) {
 }
 
 std::string format_duration(Duration d) {
-  const auto ms = d.count();
-  if (ms <= 0) return ms == 0 ? "0s" : std::to_string(ms) + "ms";
-  for (const Unit& unit : kDurationUnits) {
-    const auto factor = static_cast<Duration::rep>(unit.factor);
-    if (ms % factor == 0) return std::to_string(ms / factor) + std::string(unit.suffix);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d);
+  if (ms <= 0ms) return ms == 0ms ? "0s" : std::to_string(ms.count()) + "ms";
+  for (const DurationUnit& unit : kDurationUnits) {
+    if (ms % unit.length == Duration::zero()) return std::to_string(ms / unit.length) + std::string(unit.suffix);
   }
-  return std::to_string(ms) + "ms";  // unreachable: the last unit divides everything
+  return std::to_string(ms.count()) + "ms";  // unreachable: the last unit divides everything
 }
 
 std::string format_size(uint64_t bytes) {

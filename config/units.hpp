@@ -8,27 +8,29 @@
 //              than guessed.
 //
 // No signs, fractions, spaces or compound forms ("1m30s"): write "90s" or "1500ms".
+//
+// A duration is an lbd::Duration (runtime/clock.hpp), the type every timeout in the runtime
+// takes, so a config value goes to the runtime as it is.
 
-#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "runtime/clock.hpp"
 #include "runtime/result.hpp"
 
 namespace lbd::config {
 
-using Duration = std::chrono::milliseconds;
-
 /// Parses a duration. Errors: EINVAL for malformed text (including a negative number, a missing
-/// or unknown unit), ERANGE when the value does not fit in Duration.
+/// or unknown unit), ERANGE when the value does not fit in Duration (nanoseconds in an int64:
+/// up to 2562047h, about 292 years).
 Result<Duration> parse_duration(std::string_view text);
 
 /// Parses a size in bytes. Errors: EINVAL for malformed text, ERANGE when it exceeds uint64_t.
 Result<uint64_t> parse_size(std::string_view text);
 
 /// For d >= 0, the shortest exact spelling that parse_duration() reads back: "250ms", "30s",
-/// "10m", "0s".
+/// "10m", "0s". A part below a millisecond, which no config file can spell, is dropped.
 std::string format_duration(Duration d);
 
 /// The shortest exact spelling that parse_size() reads back: "16KiB", "1MiB", "1000B".

@@ -2,12 +2,16 @@
 // Event: a one-thread flag that tasks can wait for. set() wakes every waiter; reset() arms it
 // again. Waiting is cancellable (timeout(), with_cancel()).
 
+#include <coroutine>
+#include <cstddef>
 #include <vector>
 
-#include "runtime/runtime.hpp"
+#include "runtime/cancel.hpp"
+#include "runtime/result.hpp"
 
 namespace lbd {
 
+/// A flag tasks wait for (see above). One thread only.
 class Event {
  public:
   Event() = default;
@@ -16,35 +20,32 @@ class Event {
     for (Waiter* w : waiters_) w->event_ = nullptr;
   }
 
+  /// True from set() until reset().
   bool is_set() const { return set_; }
+  /// Sets the flag and wakes every waiter.
   void set() {
     set_ = true;
     auto waiters = std::move(waiters_);
     waiters_.clear();
     for (Waiter* w : waiters) w->wake(0);
   }
+  /// Clears the flag: waits from now on suspend until the next set().
   void reset() { set_ = false; }
 
-  class Waiter : public Cancellable {
+  /// Awaits set(). Result<void>: an error only when cancelled or timed out.
+  class Waiter : public CancellableWait {
    public:
     explicit Waiter(Event* e) : event_(e) {}
     Waiter(Waiter&& o) noexcept : event_(o.event_) {}
     ~Waiter() { unlink(); }
     bool await_ready() const { return event_ == nullptr || event_->set_; }
     bool await_suspend(std::coroutine_handle<> h) {
-      ctx_ = detail::current_ctx;
-      if (int reason = ctx_ ? ctx_->fired_reason() : 0) {
-        error_ = reason;
-        return false;
-      }
-      h_ = h;
+      if (!park(h)) return false;
       event_->waiters_.push_back(this);
-      if (ctx_) ctx_->waiting = this;
       return true;
     }
     Result<void> await_resume() {
-      if (ctx_ && ctx_->waiting == this) ctx_->waiting = nullptr;
-      if (error_) return errno_error(error_);
+      if (int reason = unpark()) return errno_error(reason);
       return {};
     }
     void cancel(int reason) override {
@@ -71,15 +72,8 @@ class Event {
         }
       }
     }
-    void wake(int reason) {
-      error_ = reason;
-      Runtime::current().schedule(h_, ctx_);
-    }
 
     Event* event_;  // not owned; null once the event is gone
-    std::coroutine_handle<> h_{};
-    TaskCtx* ctx_ = nullptr;
-    int error_ = 0;
   };
 
   /// Resumes once set() is called (at once if it already was).

@@ -9,6 +9,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <deque>
+#include <string>
+
+#include "runtime/cancel.hpp"
+#include "runtime/timer.hpp"
 
 namespace lbd {
 
@@ -239,7 +244,7 @@ struct StreamListener::AcceptQueue {
 };
 
 /// Suspends accept() until the multishot op delivers something.
-class StreamListener::AcceptWait : public Cancellable {
+class StreamListener::AcceptWait : public CancellableWait {
  public:
   explicit AcceptWait(AcceptQueue* q) : q_(q) {}
   ~AcceptWait() {
@@ -249,44 +254,35 @@ class StreamListener::AcceptWait : public Cancellable {
   void orphan(int reason) {
     q_->waiter = nullptr;
     q_ = nullptr;
-    error_ = reason;
-    Runtime::current().schedule(h_, ctx_);
+    wake(reason);
   }
   bool await_ready() const { return !q_->fds.empty() || q_->error != 0; }
   bool await_suspend(std::coroutine_handle<> h) {
-    ctx_ = detail::current_ctx;
-    if (int reason = ctx_ ? ctx_->fired_reason() : 0) {
-      error_ = reason;
-      return false;
-    }
-    h_ = h;
+    if (!park(h)) return false;
     q_->waiter = this;
-    if (ctx_) ctx_->waiting = this;
     return true;
   }
+  /// 0 when the queue has something; else why the wait ended.
   int await_resume() {
-    if (ctx_ && ctx_->waiting == this) ctx_->waiting = nullptr;
+    int reason = unpark();
     if (q_ && q_->waiter == this) q_->waiter = nullptr;
-    return error_;
+    return reason;
   }
   void cancel(int reason) override {
     if (!q_ || q_->waiter != this) return;
     q_->waiter = nullptr;
     q_ = nullptr;  // the listener may free the queue before this task resumes
-    error_ = reason;
-    Runtime::current().schedule(h_, ctx_);
+    wake(reason);
   }
-  void wake() {
+  /// The multishot op delivered something (or ended): the task looks at the queue again.
+  void deliver() {
     q_->waiter = nullptr;
     q_ = nullptr;
-    Runtime::current().schedule(h_, ctx_);
+    wake();
   }
 
  private:
-  AcceptQueue* q_;
-  std::coroutine_handle<> h_{};
-  TaskCtx* ctx_ = nullptr;
-  int error_ = 0;
+  AcceptQueue* q_;  // not owned: the listener's; null once this wait let go of it
 };
 
 StreamListener::StreamListener(UniqueFd fd) : Socket(std::move(fd)), q_(std::make_unique<AcceptQueue>()) {}
@@ -329,7 +325,7 @@ void StreamListener::on_accept_cqe(Op* op, int32_t res, uint32_t flags) {
     if (q) q->op = nullptr;
     Runtime::current().free_op(op);
   }
-  if (q && q->waiter && (!q->fds.empty() || q->error != 0 || !q->multishot || !more)) q->waiter->wake();
+  if (q && q->waiter && (!q->fds.empty() || q->error != 0 || !q->multishot || !more)) q->waiter->deliver();
 }
 
 void StreamListener::arm() {

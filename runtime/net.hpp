@@ -7,14 +7,20 @@
 //   auto [wres, buf2] = co_await stream.write_all(std::move(buf));
 
 #include <chrono>
-#include <deque>
+#include <coroutine>
+#include <cstdint>
 #include <memory>
 #include <optional>
+#include <utility>
 
 #include "runtime/buffer.hpp"
+#include "runtime/clock.hpp"
+#include "runtime/op.hpp"
+#include "runtime/op_awaiter.hpp"
 #include "runtime/result.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/socket_address.hpp"
+#include "runtime/task.hpp"
 #include "runtime/unique_fd.hpp"
 
 namespace lbd {

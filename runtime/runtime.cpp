@@ -1,7 +1,10 @@
 #include "runtime/runtime.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+
+#include "runtime/cancel.hpp"
 
 namespace lbd {
 
@@ -36,7 +39,7 @@ void Op::reset() {
   on_cqe = nullptr;
   owner = nullptr;
   next = prev = nullptr;
-  wait_dir = 0xff;
+  waiting_for = kNotWaiting;
   tracked_fd = -1;
   wait_out = false;
 }

@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <sys/signalfd.h>
 
+#include <cstring>
+
 namespace lbd {
 
 Result<SignalSet> SignalSet::create(std::initializer_list<int> signals) {

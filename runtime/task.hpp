@@ -11,7 +11,7 @@
 #include <optional>
 #include <utility>
 
-#include "runtime/detail/frame_allocator.hpp"
+#include "runtime/frame_allocator.hpp"
 
 namespace lbd {
 

@@ -3,12 +3,19 @@
 // mutable state; they talk through Mailboxes, which post work to another worker's runtime and
 // bring the result back to the caller's.
 
+#include <coroutine>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
+#include "runtime/cancel.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/spawn.hpp"
+#include "runtime/task.hpp"
 
 namespace lbd {
 

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "config/config.hpp"
+#include "runtime/io_mode.hpp"
 
 namespace lbd::config::detail {
 
@@ -15,8 +16,11 @@ struct EnumName {
   E value;
 };
 
-inline constexpr EnumName<IoMode> kIoModeNames[] = {
-    {"auto", IoMode::kAuto}, {"io_uring", IoMode::kIoUring}, {"epoll", IoMode::kEpoll}};
+// The runtime owns this one's spelling (runtime/io_mode.hpp); the table only lists it.
+inline constexpr EnumName<lbd::IoMode> kIoModeNames[] = {
+    {lbd::to_string(lbd::IoMode::kAuto), lbd::IoMode::kAuto},
+    {lbd::to_string(lbd::IoMode::kIoUring), lbd::IoMode::kIoUring},
+    {lbd::to_string(lbd::IoMode::kEpoll), lbd::IoMode::kEpoll}};
 
 inline constexpr EnumName<LogLevel> kLogLevelNames[] = {
     {"trace", LogLevel::kTrace}, {"debug", LogLevel::kDebug}, {"info", LogLevel::kInfo},

@@ -1,9 +1,12 @@
 #include "proxy/core/cluster.hpp"
 
 #include <cerrno>
+#include <chrono>
 
 #include "proxy/balancer/hash_key.hpp"
 #include "proxy/core/log.hpp"
+#include "runtime/spawn.hpp"
+#include "runtime/timer.hpp"
 
 namespace lbd::proxy {
 
@@ -87,8 +90,9 @@ Task<std::variant<Upstream, ConnectError>> Cluster::connect(balancer::PickContex
     }
 
     int err = stream.error().value();
+    const auto connect_ms = std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.timeouts.connect).count();
     std::string what = "connect " + address(i).to_string() + " for cluster " + cfg_.name + ": " +
-                       (err == ETIMEDOUT ? "timed out after " + std::to_string(cfg_.timeouts.connect.count()) + "ms"
+                       (err == ETIMEDOUT ? "timed out after " + std::to_string(connect_ms) + "ms"
                                          : stream.error().message());
     log_warn("{}", what);
     if (!failures.empty()) failures += "; ";

@@ -3,7 +3,7 @@
 // finishes the request (or relay) it is in and closes; a keep-alive connection idling between
 // requests closes at once. The worker starts it (SIGTERM, or stopping now); sessions only ask.
 
-#include "runtime/runtime.hpp"
+#include "runtime/cancel.hpp"
 
 namespace lbd::proxy {
 

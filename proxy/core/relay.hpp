@@ -7,7 +7,9 @@
 
 #include "config/config.hpp"
 #include "proxy/core/stats.hpp"
+#include "runtime/cancel.hpp"
 #include "runtime/net.hpp"
+#include "runtime/spawn.hpp"
 
 namespace lbd::proxy {
 

@@ -8,7 +8,7 @@
 #include "config/config.hpp"
 #include "proxy/core/drain.hpp"
 #include "proxy/core/stats.hpp"
-#include "runtime/runtime.hpp"
+#include "runtime/cancel.hpp"
 #include "runtime/socket_address.hpp"
 
 namespace lbd::proxy {

@@ -1,5 +1,8 @@
 #include "proxy/core/upstream_pool.hpp"
 
+#include "runtime/spawn.hpp"
+#include "runtime/timer.hpp"
+
 namespace lbd::proxy {
 
 UpstreamPool::UpstreamPool(const config::Keepalive& keepalive, std::size_t endpoints)

@@ -11,8 +11,8 @@
 #include <string_view>
 
 #include "config/config.hpp"
+#include "runtime/clock.hpp"
 #include "runtime/socket_address.hpp"
-#include "runtime/detail/timer_queue.hpp"
 
 namespace spdlog {
 class logger;

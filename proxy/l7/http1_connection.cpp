@@ -15,6 +15,8 @@
 #include "proxy/l7/exchange.hpp"
 #include "proxy/l7/output_stage.hpp"
 #include "proxy/l7/parser_cache.hpp"
+#include "runtime/cancel.hpp"
+#include "runtime/timer.hpp"
 
 namespace lbd::proxy {
 

@@ -5,6 +5,9 @@
 #include "proxy/core/log.hpp"
 #include "proxy/l4/l4_session.hpp"
 #include "proxy/l7/http1_connection.hpp"
+#include "runtime/cancel.hpp"
+#include "runtime/spawn.hpp"
+#include "runtime/timer.hpp"
 
 namespace lbd::proxy {
 

@@ -2,32 +2,33 @@
 // reason is recorded in DriverInfo and logged, so an operator knows which one runs and why.
 
 #include <cstdlib>
-#include <cstring>
+#include <optional>
 #include <string>
 
 #include "runtime/detail/epoll_driver.hpp"
 #include "runtime/detail/io_uring_driver.hpp"
+#include "runtime/io_mode.hpp"
 #include "runtime/runtime.hpp"
 
 namespace lbd {
 
 namespace {
+std::string spelling(IoMode mode) { return std::string(to_string(mode)); }
+
+/// LBD_IO when it names a driver, else `configured`; `source` says which one decided.
 IoMode mode_from_env(IoMode configured, std::string& source) {
   const char* env = std::getenv("LBD_IO");
   if (env && *env) {
-    if (std::strcmp(env, "io_uring") == 0) {
-      source = "LBD_IO=io_uring";
-      return IoMode::kIoUring;
+    std::optional<IoMode> forced = parse_io_mode(env);
+    if (forced && *forced != IoMode::kAuto) {
+      source = "LBD_IO=" + spelling(*forced);
+      return *forced;
     }
-    if (std::strcmp(env, "epoll") == 0) {
-      source = "LBD_IO=epoll";
-      return IoMode::kEpoll;
-    }
-    if (std::strcmp(env, "auto") != 0)
-      runtime_log(2, std::string("ignoring LBD_IO=") + env + " (expected io_uring, epoll or auto)");
+    if (!forced)
+      runtime_log(2, std::string("ignoring LBD_IO=") + env + " (expected " + spelling(IoMode::kIoUring) + ", " +
+                         spelling(IoMode::kEpoll) + " or " + spelling(IoMode::kAuto) + ")");
   }
-  if (configured == IoMode::kIoUring) source = "io: io_uring";
-  if (configured == IoMode::kEpoll) source = "io: epoll";
+  if (configured != IoMode::kAuto) source = "io: " + spelling(configured);
   return configured;
 }
 }  // namespace

@@ -20,9 +20,9 @@
 namespace lbd::detail {
 
 namespace {
+// Op::waiting_for: the wait list (FdState::head/tail index) the op is queued on.
 constexpr uint8_t kIn = 0;
 constexpr uint8_t kOut = 1;
-constexpr uint8_t kNotWaiting = 0xff;
 
 uint8_t direction_of(const Op* op) {
   switch (op->code) {
@@ -213,7 +213,7 @@ bool EpollDriver::wait(Op* op) {
     st.registered = true;
   }
   uint8_t dir = direction_of(op);
-  op->wait_dir = dir;
+  op->waiting_for = dir;
   op->next = nullptr;
   op->prev = st.tail[dir];
   if (st.tail[dir]) st.tail[dir]->next = op;
@@ -224,17 +224,17 @@ bool EpollDriver::wait(Op* op) {
 
 void EpollDriver::unlink(Op* op) {
   FdState& st = fds_[wait_fd_of(op)];
-  uint8_t dir = op->wait_dir;
+  uint8_t dir = op->waiting_for;
   if (op->prev) op->prev->next = op->next;
   else st.head[dir] = op->next;
   if (op->next) op->next->prev = op->prev;
   else st.tail[dir] = op->prev;
   op->next = op->prev = nullptr;
-  op->wait_dir = kNotWaiting;
+  op->waiting_for = Op::kNotWaiting;
 }
 
 void EpollDriver::cancel(Op* op) {
-  if (op->wait_dir == kNotWaiting || op->completed) return;
+  if (op->waiting_for == Op::kNotWaiting || op->completed) return;
   int fd = wait_fd_of(op);
   if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
   unlink(op);

@@ -23,7 +23,7 @@ constexpr uint64_t kWakeTag = 1;   // user_data of the eventfd poll
 constexpr uint64_t kIgnoreTag = 0;  // user_data of cancel SQEs
 constexpr uint16_t kBufGroup = 7;
 
-// Op::wait_dir doubles as the io_uring op's phase: waiting for readiness after -EAGAIN.
+// Op::waiting_for: a POLL_ADD for the op's fd is in flight in its place (see handle()).
 constexpr uint8_t kPolling = 1;
 
 const char* const kRequiredOps[][2] = {
@@ -215,7 +215,7 @@ void IoUringDriver::arm_wake() {
 
 void IoUringDriver::prep(Op* op) {
   io_uring_sqe* sqe = get_sqe();
-  if (op->wait_dir == kPolling) {
+  if (op->waiting_for == kPolling) {
     bool out = op->code == OpCode::kWrite || op->code == OpCode::kSend || op->code == OpCode::kSendTo ||
                op->code == OpCode::kConnect || (op->code == OpCode::kSplice && op->wait_out);
     int fd = (op->code == OpCode::kSplice && op->wait_out) ? op->fd_out : op->fd;
@@ -355,9 +355,9 @@ void IoUringDriver::handle(io_uring_cqe* cqe) {
   uint32_t flags = cqe->flags;
   if (!(flags & IORING_CQE_F_MORE)) --in_kernel_;
 
-  if (op->wait_dir == kPolling) {
+  if (op->waiting_for == kPolling) {
     // Readiness arrived for an op that had answered EAGAIN: issue it again.
-    op->wait_dir = 0xff;
+    op->waiting_for = Op::kNotWaiting;
     if (res >= 0 && !op->cancel_requested) {
       prep(op);
       return;
@@ -372,7 +372,7 @@ void IoUringDriver::handle(io_uring_cqe* cqe) {
     if (op->cancel_requested) {
       res = -ECANCELED;
     } else {
-      op->wait_dir = kPolling;
+      op->waiting_for = kPolling;
       prep(op);
       return;
     }

@@ -7,6 +7,7 @@
 
 #include "runtime/net.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/spawn.hpp"
 
 using namespace lbd;
 

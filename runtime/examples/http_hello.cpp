@@ -35,6 +35,7 @@
 
 #include "runtime/net.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/spawn.hpp"
 #include "runtime/worker.hpp"
 
 using namespace lbd;

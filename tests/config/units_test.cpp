@@ -42,14 +42,23 @@ TEST(ParseDuration, RejectsMalformedText) {
 }
 
 TEST(ParseDuration, ReportsOverflowAsRange) {
-  // 2^63-1 ms is the largest Duration: the boundary itself fits, one more does not.
-  EXPECT_EQ(parse_duration("9223372036854775807ms").value().count(),
-            std::numeric_limits<int64_t>::max());
+  // A Duration is 2^63-1 ns at most (about 292 years): each unit's largest count fits, one
+  // more does not.
+  EXPECT_EQ(parse_duration("9223372036854ms").value(), milliseconds(9223372036854));
+  EXPECT_EQ(parse_duration("9223372036855ms").errno_value(), ERANGE);
+  EXPECT_EQ(parse_duration("9223372036s").value(), seconds(9223372036));
+  EXPECT_EQ(parse_duration("9223372037s").errno_value(), ERANGE);
+  EXPECT_EQ(parse_duration("153722867m").value(), minutes(153722867));
+  EXPECT_EQ(parse_duration("153722868m").errno_value(), ERANGE);
+  EXPECT_EQ(parse_duration("2562047h").value(), hours(2562047));
+  EXPECT_EQ(parse_duration("2562048h").errno_value(), ERANGE);
+  // The largest values of each unit while config durations were milliseconds: too large now.
+  EXPECT_EQ(parse_duration("9223372036854775807ms").errno_value(), ERANGE);
+  EXPECT_EQ(parse_duration("9223372036854775s").errno_value(), ERANGE);
+  EXPECT_EQ(parse_duration("2562047788015h").errno_value(), ERANGE);
+  // Fits in uint64 as a number but overflows once scaled.
   EXPECT_EQ(parse_duration("9223372036854775808ms").errno_value(), ERANGE);
-  // Fits in uint64 as a number but overflows once scaled to milliseconds.
-  EXPECT_EQ(parse_duration("9223372036854775s").value(), seconds(9223372036854775));
   EXPECT_EQ(parse_duration("9223372036854776s").errno_value(), ERANGE);
-  EXPECT_EQ(parse_duration("2562047788015h").value(), hours(2562047788015));
   EXPECT_EQ(parse_duration("2562047788016h").errno_value(), ERANGE);
   // Does not even fit in uint64.
   EXPECT_EQ(parse_duration("99999999999999999999999s").errno_value(), ERANGE);

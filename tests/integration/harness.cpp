@@ -26,6 +26,8 @@
 #include <sstream>
 
 #include "runtime/runtime.hpp"
+#include "runtime/spawn.hpp"
+#include "runtime/timer.hpp"
 
 extern char** environ;
 

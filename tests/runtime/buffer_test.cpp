@@ -9,6 +9,7 @@
 
 #include "runtime/buffer.hpp"
 #include "runtime/net.hpp"
+#include "runtime/timer.hpp"
 #include "tests/runtime/runtime_test_support.hpp"
 
 namespace lbd {

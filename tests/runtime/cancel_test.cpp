@@ -1,5 +1,6 @@
 // Cancellation: timeout(), CancelSource/with_cancel, JoinHandle::cancel, and runtime teardown
-// with operations in flight (runtime/runtime.hpp; the drivers' cancel paths).
+// with operations in flight (runtime/cancel.hpp, runtime/timer.hpp, runtime/spawn.hpp; the
+// drivers' cancel paths).
 //
 // The rent model promises that a cancelled read hands its buffer back only once the kernel is
 // done with it: the returned buffer must not change afterwards, and bytes that arrive after
@@ -9,8 +10,11 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/cancel.hpp"
 #include "runtime/event.hpp"
 #include "runtime/net.hpp"
+#include "runtime/spawn.hpp"
+#include "runtime/timer.hpp"
 #include "tests/runtime/runtime_test_support.hpp"
 
 namespace lbd {

@@ -15,6 +15,7 @@
 
 #include "runtime/net.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/spawn.hpp"
 #include "tests/runtime/runtime_test_support.hpp"
 
 namespace lbd {

@@ -2,7 +2,10 @@
 
 #include <vector>
 
+#include "runtime/cancel.hpp"
 #include "runtime/event.hpp"
+#include "runtime/spawn.hpp"
+#include "runtime/timer.hpp"
 #include "tests/runtime/runtime_test_support.hpp"
 
 namespace lbd {

@@ -16,6 +16,8 @@
 
 #include "runtime/event.hpp"
 #include "runtime/net.hpp"
+#include "runtime/spawn.hpp"
+#include "runtime/timer.hpp"
 #include "tests/runtime/runtime_test_support.hpp"
 
 namespace lbd {

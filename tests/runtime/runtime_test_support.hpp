@@ -29,6 +29,8 @@
 
 #include "runtime/net.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/spawn.hpp"
+#include "runtime/timer.hpp"
 
 namespace lbd {
 /// gtest prints parameters with this (found by ADL) instead of raw bytes.

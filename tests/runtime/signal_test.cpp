@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "runtime/signal.hpp"
+#include "runtime/spawn.hpp"
+#include "runtime/timer.hpp"
 #include "tests/runtime/runtime_test_support.hpp"
 
 namespace lbd {

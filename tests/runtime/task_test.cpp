@@ -1,4 +1,5 @@
-// Task<T>, spawn/JoinHandle, yield_now and the run queue (runtime/task.hpp, runtime/runtime.hpp).
+// Task<T>, spawn/JoinHandle, yield_now and the run queue (runtime/task.hpp, runtime/spawn.hpp,
+// runtime/runtime.hpp).
 
 #include <atomic>
 #include <condition_variable>
@@ -10,6 +11,8 @@
 
 #include "runtime/event.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/spawn.hpp"
+#include "runtime/timer.hpp"
 #include "tests/runtime/runtime_test_support.hpp"
 
 namespace lbd {

@@ -1,5 +1,5 @@
 // Timers: sleep_for / sleep_until / Interval and the per-runtime timer heap
-// (runtime/runtime.hpp, runtime/detail/timer_queue.hpp). Lower bounds only: the machine is
+// (runtime/timer.hpp, runtime/timer_queue.hpp). Lower bounds only: the machine is
 // shared, so a timer may fire late but never early.
 
 #include <algorithm>
@@ -7,7 +7,10 @@
 #include <random>
 #include <vector>
 
+#include "runtime/cancel.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/spawn.hpp"
+#include "runtime/timer.hpp"
 #include "tests/runtime/runtime_test_support.hpp"
 
 namespace lbd {

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "runtime/event.hpp"
+#include "runtime/spawn.hpp"
+#include "runtime/timer.hpp"
 #include "runtime/worker.hpp"
 #include "tests/runtime/runtime_test_support.hpp"
 

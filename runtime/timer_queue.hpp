@@ -1,21 +1,20 @@
 #pragma once
 // One timer structure per runtime: an indexed binary min-heap of intrusive nodes. Nodes live
-// in the awaiting coroutine's frame and unlink themselves when destroyed, so a cancelled wait
-// never leaves a dangling entry. No syscall per timer: the loop waits once per turn with the
+// in the awaiting coroutine's frame and their owners unlink them when destroyed, so a cancelled
+// wait never leaves a dangling entry. No syscall per timer: the loop waits once per turn with the
 // nearest deadline.
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
+
+#include "runtime/clock.hpp"
 
 namespace lbd {
 
-using Clock = std::chrono::steady_clock;
-using Duration = Clock::duration;
-
-namespace detail {
-
+/// One armed deadline. The owner (an awaiter, a timeout scope) embeds it; `fire` is called from
+/// the loop, after the node left the queue, once the deadline passed.
 struct TimerNode {
   static constexpr std::size_t kNotQueued = ~std::size_t{0};
   Clock::time_point deadline{};
@@ -26,14 +25,18 @@ struct TimerNode {
   bool queued() const { return index != kNotQueued; }
 };
 
+/// The runtime's deadlines, earliest first (Runtime::timers()). Not thread-safe: only the
+/// runtime's own thread touches it.
 class TimerQueue {
  public:
+  /// Arms `n`. Precondition: not queued already.
   void add(TimerNode* n) {
     n->seq = next_seq_++;
     n->index = heap_.size();
     heap_.push_back(n);
     sift_up(n->index);
   }
+  /// Disarms `n`; a no-op when it is not queued (fired or never armed).
   void remove(TimerNode* n) {
     if (!n->queued()) return;
     std::size_t i = n->index;
@@ -50,6 +53,7 @@ class TimerQueue {
   }
   bool empty() const { return heap_.empty(); }
   std::size_t size() const { return heap_.size(); }
+  /// Precondition: !empty().
   Clock::time_point next_deadline() const { return heap_.front()->deadline; }
 
   /// Fires (and unlinks) every node whose deadline is <= now, earliest first.
@@ -96,5 +100,4 @@ class TimerQueue {
   uint64_t next_seq_ = 0;
 };
 
-}  // namespace detail
 }  // namespace lbd

@@ -2,12 +2,15 @@
 // Coroutine frames come and go with every request. A per-thread cache of freed frames, by size
 // class, turns most of those allocations into a pointer pop. Frames freed on another thread go
 // to that thread's cache, which is fine: each cache only ever holds memory from operator new.
+// Task's and spawn's promises allocate through it; LBD_NO_FRAME_CACHE (the sanitizer build)
+// turns it into plain new/delete so that ASan sees every frame's lifetime.
 
 #include <cstddef>
 #include <new>
 
-namespace lbd::detail {
+namespace lbd {
 
+/// Per-thread free lists of coroutine frames by size class.
 class FrameCache {
  public:
   // Size classes: 16 bytes apart up to 512 (most frames, and an idle session is a handful of
@@ -32,6 +35,7 @@ class FrameCache {
     return cls <= kSmallClasses ? cls * kSmallGranule : kSmallLimit + (cls - kSmallClasses) * kLargeGranule;
   }
 
+  /// `n` bytes for a frame; freed with deallocate(), on any thread.
   static void* allocate(std::size_t n) {
 #ifdef LBD_NO_FRAME_CACHE
     return ::operator new(n);
@@ -107,4 +111,4 @@ struct FrameAllocated {
   static void operator delete(void* p) noexcept { FrameCache::deallocate(p); }
 };
 
-}  // namespace lbd::detail
+}  // namespace lbd
