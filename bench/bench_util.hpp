@@ -1,6 +1,6 @@
 #pragma once
 // Small helpers the bench programs share: another process's CPU time from /proc, the fd limit,
-// and size arguments ("2GiB", "256KiB", "4096").
+// and command-line values (numbers, sizes such as "2GiB", the I/O driver).
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -14,6 +14,9 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+
+#include "config/units.hpp"
+#include "runtime/io_mode.hpp"
 
 namespace lbd::bench {
 
@@ -59,20 +62,32 @@ inline void raise_fd_limit(const char* prog, unsigned long needed) {
                  static_cast<unsigned long long>(rl.rlim_cur), needed);
 }
 
-/// "4096", "4096B", "256KiB", "16MiB", "2GiB" -> bytes; nullopt when malformed or too large.
-inline std::optional<uint64_t> parse_size(std::string_view text) {
-  uint64_t n = 0;
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-  if (ec != std::errc() || p == text.data()) return std::nullopt;
-  std::string_view unit(p, static_cast<std::size_t>(text.data() + text.size() - p));
-  int shift = 0;
-  if (unit.empty() || unit == "B") shift = 0;
-  else if (unit == "KiB") shift = 10;
-  else if (unit == "MiB") shift = 20;
-  else if (unit == "GiB") shift = 30;
-  else return std::nullopt;
-  if (shift && n > (UINT64_MAX >> shift)) return std::nullopt;
-  return n << shift;
+// Command-line values. `usage` is the tool's own [[noreturn]] usage(const std::string& why).
+
+/// A flag's number: `text` spelled exactly as a T (a decimal for double).
+template <class T, class Usage>
+T number_flag(std::string_view flag, std::string_view text, Usage usage) {
+  T v{};
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size())
+    usage(std::string(flag) + ": not a number: " + std::string(text));
+  return v;
+}
+
+/// A flag's size in the config file's spelling: "4096", "4096B", "256KiB", "16MiB", "2GiB".
+template <class Usage>
+uint64_t size_flag(std::string_view flag, std::string_view text, Usage usage) {
+  auto n = config::parse_size(text);
+  if (!n) usage(std::string(flag) + ": not a size: " + std::string(text));
+  return *n;
+}
+
+/// --io: auto, io_uring or epoll.
+template <class Usage>
+IoMode io_flag(std::string_view text, Usage usage) {
+  auto mode = parse_io_mode(text);
+  if (!mode) usage("--io takes auto, io_uring or epoll");
+  return *mode;
 }
 
 }  // namespace lbd::bench

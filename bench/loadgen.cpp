@@ -61,22 +61,13 @@ struct Options {
   long server_pid = 0;  // 0: no server CPU accounting
 };
 
-[[noreturn]] void usage(const char* why) {
+[[noreturn]] void usage(const std::string& why) {
   std::fprintf(stderr,
                "loadgen: %s\n"
                "usage: loadgen --target HOST:PORT --connections N --size BYTES --duration SECONDS\n"
                "               [--warmup SECONDS] [--io io_uring|epoll] [--threads T] [--server-pid PID]\n",
-               why);
+               why.c_str());
   std::exit(2);
-}
-
-template <class T>
-T parse_number(std::string_view flag, std::string_view text) {
-  T v{};
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || p != text.data() + text.size())
-    usage((std::string(flag) + ": not a number: " + std::string(text)).c_str());
-  return v;
 }
 
 Options parse_options(int argc, char** argv) {
@@ -84,21 +75,19 @@ Options parse_options(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string_view flag = argv[i];
     if (flag == "--help" || flag == "-h") usage("echo ping-pong load generator");
-    if (i + 1 >= argc) usage((std::string(flag) + " needs a value").c_str());
+    if (i + 1 >= argc) usage(std::string(flag) + " needs a value");
     std::string_view v = argv[++i];
     if (flag == "--target") o.target = v;
-    else if (flag == "--connections") o.connections = parse_number<unsigned>(flag, v);
-    else if (flag == "--size") o.size = parse_number<std::size_t>(flag, v);
-    else if (flag == "--duration") o.duration_s = parse_number<double>(flag, v);
-    else if (flag == "--warmup") o.warmup_s = parse_number<double>(flag, v);
-    else if (flag == "--threads") o.threads = parse_number<unsigned>(flag, v);
-    else if (flag == "--server-pid") o.server_pid = parse_number<long>(flag, v);
+    else if (flag == "--connections") o.connections = bench::number_flag<unsigned>(flag, v, usage);
+    else if (flag == "--size") o.size = bench::number_flag<std::size_t>(flag, v, usage);
+    else if (flag == "--duration") o.duration_s = bench::number_flag<double>(flag, v, usage);
+    else if (flag == "--warmup") o.warmup_s = bench::number_flag<double>(flag, v, usage);
+    else if (flag == "--threads") o.threads = bench::number_flag<unsigned>(flag, v, usage);
+    else if (flag == "--server-pid") o.server_pid = bench::number_flag<long>(flag, v, usage);
     else if (flag == "--io") {
-      if (v == "io_uring") o.io = IoMode::kIoUring;
-      else if (v == "epoll") o.io = IoMode::kEpoll;
-      else usage("--io takes io_uring or epoll");
+      o.io = bench::io_flag(v, usage);
     } else {
-      usage((std::string("unknown option ") + std::string(flag)).c_str());
+      usage(std::string("unknown option ") + std::string(flag));
     }
   }
   if (o.target.empty()) usage("--target is required");

@@ -85,20 +85,6 @@ struct Options {
   std::exit(2);
 }
 
-template <class T>
-T parse_number(std::string_view flag, std::string_view text) {
-  T v{};
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || p != text.data() + text.size())
-    usage(std::string(flag) + ": not a number: " + std::string(text));
-  return v;
-}
-
-uint64_t parse_size_flag(std::string_view flag, std::string_view text) {
-  auto n = bench::parse_size(text);
-  if (!n) usage(std::string(flag) + ": not a size: " + std::string(text));
-  return *n;
-}
 
 Options parse_options(int argc, char** argv) {
   if (argc < 2) usage("a role is required");
@@ -111,16 +97,14 @@ Options parse_options(int argc, char** argv) {
     if (i + 1 >= argc) usage(std::string(flag) + " needs a value");
     std::string_view v = argv[++i];
     if (flag == "--target") o.target = v;
-    else if (flag == "--port") o.port = parse_number<int>(flag, v);
-    else if (flag == "--bytes") o.bytes = parse_size_flag(flag, v);
-    else if (flag == "--chunk") o.chunk = parse_size_flag(flag, v);
-    else if (flag == "--proxy-pid") o.proxy_pid = parse_number<long>(flag, v);
-    else if (flag == "--connections") o.connections = parse_number<unsigned>(flag, v);
-    else if (flag == "--parallel") o.parallel = parse_number<unsigned>(flag, v);
+    else if (flag == "--port") o.port = bench::number_flag<int>(flag, v, usage);
+    else if (flag == "--bytes") o.bytes = bench::size_flag(flag, v, usage);
+    else if (flag == "--chunk") o.chunk = bench::size_flag(flag, v, usage);
+    else if (flag == "--proxy-pid") o.proxy_pid = bench::number_flag<long>(flag, v, usage);
+    else if (flag == "--connections") o.connections = bench::number_flag<unsigned>(flag, v, usage);
+    else if (flag == "--parallel") o.parallel = bench::number_flag<unsigned>(flag, v, usage);
     else if (flag == "--io") {
-      if (v == "io_uring") o.io = IoMode::kIoUring;
-      else if (v == "epoll") o.io = IoMode::kEpoll;
-      else usage("--io takes io_uring or epoll");
+      o.io = bench::io_flag(v, usage);
     } else {
       usage("unknown option " + std::string(flag));
     }

@@ -33,6 +33,7 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/io_mode.hpp"
 #include "runtime/net.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/spawn.hpp"
@@ -369,10 +370,9 @@ Options parse_args(int argc, char** argv) {
     } else if (a == "--workers") {
       o.workers = static_cast<unsigned>(number(1, 1024));
     } else if (a == "--io") {
-      if (v == "io_uring") o.io = IoMode::kIoUring;
-      else if (v == "epoll") o.io = IoMode::kEpoll;
-      else if (v == "auto") o.io = IoMode::kAuto;
-      else usage("--io: expected io_uring, epoll or auto");
+      auto mode = parse_io_mode(v);
+      if (!mode) usage("--io: expected io_uring, epoll or auto");
+      o.io = *mode;
     } else {
       usage(("unknown option " + std::string(a)).c_str());
     }
