@@ -14,13 +14,13 @@ struct DurationUnit {
   Duration length;
 };
 
-struct Unit {
+struct SizeUnit {
   std::string_view suffix;
   uint64_t factor;
 };
 
 constexpr DurationUnit kDurationUnits[] = {{"h", 1h}, {"m", 1min}, {"s", 1s}, {"ms", 1ms}};
-constexpr Unit kSizeUnits[] = {
+constexpr SizeUnit kSizeUnits[] = {
     {"GiB", uint64_t{1} << 30}, {"MiB", uint64_t{1} << 20}, {"KiB", uint64_t{1} << 10}, {"B", 1}};
 
 // Splits "250ms" into 250 and "ms". The number must be plain decimal digits: from_chars would
@@ -63,7 +63,7 @@ Result<uint64_t> parse_size(std::string_view text) {
   if (!split) return split.error();
   auto [number, suffix] = *split;
   if (suffix.empty()) return number;
-  for (const Unit& unit : kSizeUnits)
+  for (const SizeUnit& unit : kSizeUnits)
     if (suffix == unit.suffix)
       return scale(number, unit.factor, std::numeric_limits<uint64_t>::max());
   return errno_error(EINVAL);
@@ -79,7 +79,7 @@ std::string format_duration(Duration d) {
 }
 
 std::string format_size(uint64_t bytes) {
-  for (const Unit& unit : kSizeUnits)
+  for (const SizeUnit& unit : kSizeUnits)
     if (bytes != 0 && bytes % unit.factor == 0)
       return std::to_string(bytes / unit.factor) + std::string(unit.suffix);
   return "0B";
