@@ -99,7 +99,6 @@ class Exchange {
   Cluster* cluster_ = nullptr;         // route_->cluster
   const SocketAddress* upstream_addr_ = nullptr;  // owned by the cluster's config
   Clock::time_point upstream_start_;
-  std::string head_out_;  // serialized request head, last chunk
   std::unique_ptr<HttpResponseParser> resp_parser_;
   bool retried_ = false;
   bool sent_continue_ = false;
@@ -142,10 +141,10 @@ Task<ExchangeResult> Exchange::run() {
     upstream_addr_ = &cluster_->address(up.endpoint);
 
     // The request head.
-    head_out_.clear();
-    serialize_request_head(req_, route_->request, RequestForwardContext{ctx_.client_ip, ctx_.scheme}, head_out_);
     stage_.clear();
-    auto w = co_await stage_.append(&up.stream, head_out_, write_limit);
+    std::string& head = stage_.scratch();
+    serialize_request_head(req_, route_->request, RequestForwardContext{ctx_.client_ip, ctx_.scheme}, head);
+    auto w = co_await stage_.append(&up.stream, head, write_limit);
     if (w && !has_body) w = co_await stage_.flush(&up.stream, write_limit);
     if (!w) {
       if (may_retry(up)) {
@@ -229,9 +228,9 @@ Task<bool> Exchange::forward_request_body(Upstream* up) {
       }
       case Downstream::BodyPiece::Kind::kEnd: {
         if (chunked) {
-          head_out_.clear();
-          append_last_chunk(head_out_, piece.trailers);
-          auto w = co_await stage_.append(&up->stream, head_out_, write_limit);
+          std::string& last = stage_.scratch();
+          append_last_chunk(last, piece.trailers);
+          auto w = co_await stage_.append(&up->stream, last, write_limit);
           if (!w) {
             co_await fail(502, "sending the request body: " + w.error().message());
             co_return false;

@@ -143,16 +143,16 @@ class Http1Downstream final : public Downstream {
   // The senders below hand back the stage's own task (they are not coroutines themselves), so
   // a response costs no extra coroutine frame per call.
   Task<Result<void>> send_interim(const ResponseHead& head) override {
-    head_out_.clear();
-    serialize_interim_head(head, head_out_);
-    return conn_.stage_.append(&conn_.client_, head_out_, client_limit());
+    std::string& text = conn_.stage_.scratch();
+    serialize_interim_head(head, text);
+    return conn_.stage_.append(&conn_.client_, text, client_limit());
   }
 
   Task<Result<void>> send_head(const ResponseHead& head, const ResponseForwardConfig& edits) override {
     keep_client_ = req_.keep_alive && !conn_.env_.drain->started();
-    head_out_.clear();
-    plan_ = serialize_response_head(head, edits, ResponseForwardContext{req_.version, keep_client_}, head_out_);
-    return conn_.stage_.append(&conn_.client_, head_out_, client_limit());
+    std::string& text = conn_.stage_.scratch();
+    plan_ = serialize_response_head(head, edits, ResponseForwardContext{req_.version, keep_client_}, text);
+    return conn_.stage_.append(&conn_.client_, text, client_limit());
   }
 
   Task<Result<void>> send_body(std::span<const char> data) override {
@@ -163,9 +163,9 @@ class Http1Downstream final : public Downstream {
 
   Task<Result<void>> end_response(const HeaderList* trailers) override {
     if (plan_.body == ResponseForwardPlan::Body::kChunked) {
-      head_out_.clear();
-      append_last_chunk(head_out_, trailers);
-      (void)co_await conn_.stage_.append(&conn_.client_, head_out_, client_limit());  // the flush reports a failure
+      std::string& text = conn_.stage_.scratch();
+      append_last_chunk(text, trailers);
+      (void)co_await conn_.stage_.append(&conn_.client_, text, client_limit());  // the flush reports a failure
     }
     co_return co_await flush();
   }
@@ -188,7 +188,6 @@ class Http1Downstream final : public Downstream {
   bool keep_client_ = false;
   bool request_done_ = false;      // the request's last byte was parsed
   bool response_started_ = false;  // some bytes of the response reached the client
-  std::string head_out_;           // serialized response heads and last chunk
 };
 
 Task<HeadOutcome> Http1Connection::read_head(bool first) {

@@ -6,6 +6,7 @@
 // idle keep-alive connection holds none.
 
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "runtime/buffer.hpp"
@@ -16,6 +17,7 @@ namespace lbd::proxy {
 class OutputStage {
  public:
   static constexpr std::size_t kCapacity = 16 * 1024;
+  static constexpr std::size_t kScratchReserve = 512;
 
   /// Appends `data`, writing the stage to `to` whenever it fills; each such write within `limit`.
   Task<Result<void>> append(StreamSocket* to, std::span<const char> data, Duration limit);
@@ -30,11 +32,25 @@ class OutputStage {
   bool empty() const { return buf_.empty(); }
   /// Drops what is staged and keeps the buffer.
   void clear() { buf_.clear(); }
-  /// Gives the buffer back (between requests).
-  void release() { buf_ = Buffer(); }
+  /// Gives the buffer and the scratch text back (between requests).
+  void release() {
+    buf_ = Buffer();
+    scratch_.clear();
+    scratch_.shrink_to_fit();
+  }
+
+  /// Text to serialize a head or a last chunk into before appending it, reused for every one
+  /// of an exchange. Precondition: nothing appended from it is still being appended.
+  std::string& scratch() {
+    scratch_.clear();
+    // Most heads fit: one allocation per exchange rather than one per doubling.
+    if (scratch_.capacity() < kScratchReserve) scratch_.reserve(kScratchReserve);
+    return scratch_;
+  }
 
  private:
   Buffer buf_;
+  std::string scratch_;
 };
 
 }  // namespace lbd::proxy
