@@ -1,6 +1,7 @@
 #include "runtime/net.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -152,7 +153,7 @@ Result<void> StreamSocket::shutdown_write() {
 // ---------------------------------------------------------------------------------------------
 // IdleWatch
 
-IdleWatch::IdleWatch(int fd, IdleWatchListener* listener) : rt_(&Runtime::current()) {
+IdleWatch::IdleWatch(int fd, IdleWatchListener* listener) : rt_(&Runtime::current()), started_at_(rt_->polls()) {
   Op* op = detail::new_op(OpCode::kPollIn, fd);
   op->on_cqe = &IdleWatch::on_cqe;
   // Non-null while the watch wants the outcome: the listener, or the op itself when none.
@@ -174,6 +175,13 @@ void IdleWatch::on_cqe(Op* op, int32_t res, uint32_t /*flags*/) {
 }
 
 bool IdleWatch::fired() const { return op_ && op_->completed; }
+
+bool IdleWatch::quiet() const {
+  if (!op_ || op_->completed) return false;
+  if (rt_->polls() != started_at_) return true;
+  pollfd p{op_->fd, POLLIN | POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) == 0;
+}
 
 void IdleWatch::stop() {
   Op* op = std::exchange(op_, nullptr);

@@ -195,12 +195,13 @@ class IdleWatch {
   /// socket that is unfit already may fire at once (the epoll driver tries first): fired() is
   /// then true on return and the listener is not called, so check fired() after starting.
   explicit IdleWatch(int fd, IdleWatchListener* listener = nullptr);
-  IdleWatch(IdleWatch&& o) noexcept : rt_(o.rt_), op_(std::exchange(o.op_, nullptr)) {}
+  IdleWatch(IdleWatch&& o) noexcept : rt_(o.rt_), op_(std::exchange(o.op_, nullptr)), started_at_(o.started_at_) {}
   IdleWatch& operator=(IdleWatch&& o) noexcept {
     if (this != &o) {
       stop();
       rt_ = o.rt_;
       op_ = std::exchange(o.op_, nullptr);
+      started_at_ = o.started_at_;
     }
     return *this;
   }
@@ -209,6 +210,13 @@ class IdleWatch {
 
   /// The socket became readable, reached EOF or failed since the watch started.
   bool fired() const;
+  /// For a connection about to carry a request: false when the watch fired, or when it started
+  /// in this very turn of the event loop and the kernel says now that the socket is readable, at
+  /// EOF or failed. Such a watch has heard nothing yet (its poll is not submitted, or the fd's
+  /// edge not collected): a backend's FIN that arrived before the connection was pooled and
+  /// taken again in one turn would otherwise go unseen. That case costs one poll(2); the usual
+  /// one, a watch older than the turn, costs nothing.
+  bool quiet() const;
   /// Stops watching; the slot is freed when the kernel lets go of it.
   void stop();
 
@@ -216,6 +224,7 @@ class IdleWatch {
   static void on_cqe(Op* op, int32_t res, uint32_t flags);
   Runtime* rt_ = nullptr;  // the runtime the op belongs to (not owned)
   Op* op_ = nullptr;       // the pending PollIn; owned by rt_, released by stop()
+  uint64_t started_at_ = 0;  // rt_->polls() when the watch started
 };
 
 class TcpStream : public StreamSocket {

@@ -170,6 +170,7 @@ void Runtime::run_once(const bool* stop) {
     auto until = timers_.next_deadline() - now_;
     wait_ns = until.count() <= 0 ? 0 : std::chrono::duration_cast<std::chrono::nanoseconds>(until).count();
   }
+  ++polls_;
   driver_->poll(wait_ns);
   now_ = Clock::now();
   timers_.fire_expired(now_);

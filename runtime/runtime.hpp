@@ -99,6 +99,9 @@ class Runtime {
   bool tearing_down() const { return tearing_down_; }
   /// Op slots handed out and not yet freed.
   std::size_t ops_in_flight() const { return ops_in_flight_; }
+  /// How many times the loop has asked the kernel for completions (one per turn): what was
+  /// submitted while this stays the same has not been looked at by the kernel's side yet.
+  uint64_t polls() const { return polls_; }
 
   // --- for awaitables and drivers -----------------------------------------------------------
   /// Queues `h`, a coroutine of the task whose context is `ctx`, to be resumed by the loop.
@@ -139,6 +142,7 @@ class Runtime {
   std::vector<std::unique_ptr<Op[]>> op_blocks_;
   std::vector<std::unique_ptr<Op::AddressPart>> free_address_parts_;
   std::size_t ops_in_flight_ = 0;
+  uint64_t polls_ = 0;
   std::size_t live_tasks_ = 0;
   bool tearing_down_ = false;
   std::vector<std::coroutine_handle<>> roots_;  // live spawned tasks, destroyed at teardown

@@ -64,7 +64,7 @@ void Cluster::release_to_pool(Upstream up) {
 }
 
 Task<std::variant<Upstream, ConnectError>> Cluster::connect(balancer::PickContext ctx, ListenerStats* stats,
-                                                            bool use_pool) {
+                                                            PoolUse pool) {
   balancer::ExcludeSet tried;
   std::string failures;
   ConnectFailure last = ConnectFailure::kNoEndpoint;
@@ -79,8 +79,10 @@ Task<std::variant<Upstream, ConnectError>> Cluster::connect(balancer::PickContex
     std::size_t i = *picked;
     tried.insert(i);
     EndpointLease lease(this, i);
-    if (use_pool && pool_.idle_count() > 0) {
-      if (auto idle = pool_.take(i)) co_return Upstream{std::move(*idle), i, std::move(lease), true};
+    if (pool != PoolUse::kNever && pool_.idle_count() > 0) {
+      if (auto idle = pool_.take(i, pool == PoolUse::kChecked)) {
+        co_return Upstream{std::move(*idle), i, std::move(lease), true};
+      }
     }
     auto stream = co_await TcpStream::connect(address(i), cfg_.timeouts.connect);
     if (stream) {

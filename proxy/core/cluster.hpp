@@ -49,6 +49,19 @@ struct Upstream {
 /// Why connecting to a cluster failed, for counters and the client's answer.
 enum class ConnectFailure { kNoEndpoint, kOverLimit, kRefused, kTimeout, kOther };
 
+/// Whether Cluster::connect may hand out a pooled connection, and how sure it must be that the
+/// backend has not closed it meanwhile.
+enum class PoolUse {
+  /// Always a fresh connection (L4 sessions).
+  kNever,
+  /// A pooled one unless its watch fired: for a request that can be sent again on a fresh
+  /// connection should this one turn out closed (idempotent, no body, not a retry already).
+  kUnlessFired,
+  /// A pooled one only when the kernel confirms it is quiet (IdleWatch::quiet): for a request
+  /// that could not be sent twice.
+  kChecked,
+};
+
 struct ConnectError {
   ConnectFailure cause;
   std::string detail;  // "connect 10.0.0.12:8080 for cluster web: connection refused; ..."
@@ -74,10 +87,10 @@ class Cluster {
                                      const http::HeaderList* request_headers = nullptr) const;
 
   /// Picks an endpoint and connects, trying up to `retries` other endpoints when a connect is
-  /// refused or times out. Every failed attempt is logged and counted in `stats`. With
-  /// `use_pool`, an idle keep-alive connection to the picked endpoint is used when there is one.
+  /// refused or times out. Every failed attempt is logged and counted in `stats`. `pool` says
+  /// whether an idle keep-alive connection to the picked endpoint may be used instead.
   Task<std::variant<Upstream, ConnectError>> connect(balancer::PickContext ctx, ListenerStats* stats,
-                                                     bool use_pool = false);
+                                                     PoolUse pool = PoolUse::kNever);
 
   /// Returns a connection after a complete, clean exchange: it joins the keep-alive pool (see
   /// UpstreamPool::put).

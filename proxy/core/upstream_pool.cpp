@@ -10,7 +10,7 @@ UpstreamPool::UpstreamPool(const config::Keepalive& keepalive, std::size_t endpo
 
 UpstreamPool::~UpstreamPool() { *self_ = nullptr; }
 
-std::optional<TcpStream> UpstreamPool::take(std::size_t i) {
+std::optional<TcpStream> UpstreamPool::take(std::size_t i, bool ask_kernel) {
   auto& list = idle_[i];
   auto now = Clock::now();
   while (!list.empty()) {
@@ -20,7 +20,7 @@ std::optional<TcpStream> UpstreamPool::take(std::size_t i) {
     if (now - c.since >= keepalive_.idle_timeout) continue;  // closes it
     // A backend that closed (or sent something unasked) made the connection readable while it
     // idled: such a connection must not carry a request.
-    if (c.watch.fired()) continue;
+    if (ask_kernel ? !c.watch.quiet() : c.watch.fired()) continue;
     c.watch.stop();
     return std::move(c.stream);
   }

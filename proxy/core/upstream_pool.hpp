@@ -24,8 +24,10 @@ class UpstreamPool : private IdleWatchListener {
   ~UpstreamPool();
 
   /// An idle connection to endpoint `i` that is still quiet and within its idle_timeout, if
-  /// any (the newest first).
-  std::optional<TcpStream> take(std::size_t i);
+  /// any (the newest first). With `ask_kernel`, one pooled in this very loop turn is checked
+  /// with the kernel too (IdleWatch::quiet, a poll(2)): the caller's request could not be sent
+  /// again if the backend had closed it.
+  std::optional<TcpStream> take(std::size_t i, bool ask_kernel);
   /// Pools a connection to endpoint `i` after a complete, clean exchange. Beyond max_idle idle
   /// connections, the ones idle for longer than burst_hold are closed (oldest first); the pool
   /// grows past max_idle only with connections that were in use within the last burst_hold

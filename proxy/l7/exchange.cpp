@@ -76,9 +76,8 @@ class Exchange {
   /// A failed attempt may go again on a fresh connection only when it failed on a pooled one
   /// (which the backend may have closed meanwhile), once, and for a request that can be sent
   /// twice: idempotent and without a body (whose bytes are gone).
-  bool may_retry(const Upstream& up) const {
-    return up.reused && !retried_ && !req_.framing.has_body() && is_idempotent(req_.method);
-  }
+  bool may_retry(const Upstream& up) const { return up.reused && may_retry_on_fresh(); }
+  bool may_retry_on_fresh() const { return !retried_ && !req_.framing.has_body() && is_idempotent(req_.method); }
   /// Answers the client with a status of the proxy's own, counting and logging why.
   Task<void> fail(int status, std::string reason);
   void access(int status, std::string_view cause, uint64_t bytes) {
@@ -132,7 +131,10 @@ Task<ExchangeResult> Exchange::run() {
   const Duration write_limit = cluster_->config().timeouts.write;
   for (;;) {
     upstream_start_ = Clock::now();
-    auto got = co_await cluster_->connect(pick, env_.stats, /*use_pool=*/true);
+    // A pooled connection the backend has just closed costs a request that can go again
+    // nothing but a retry; one that cannot must not be sent on it.
+    const PoolUse pool = may_retry_on_fresh() ? PoolUse::kUnlessFired : PoolUse::kChecked;
+    auto got = co_await cluster_->connect(pick, env_.stats, pool);
     if (auto* err = std::get_if<ConnectError>(&got)) {
       co_await fail(status_for(*err), err->detail);
       co_return ExchangeResult{};

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <dirent.h>
+#include <poll.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -590,6 +591,31 @@ Task<void> idle_watch_stopped_case() {
 }
 
 TEST_P(NetTest, StoppedIdleWatchTellsNobodyAndOneOnAReadableSocketFires) { run(idle_watch_stopped_case()); }
+
+// A connection pooled and taken again within one loop turn: the peer's FIN arrived after the
+// watch started but before the loop looked at any event, so the watch has not fired; quiet()
+// asks the kernel and says the connection is unfit. (Before quiet(), a pool handed such a
+// connection to the next request: a POST sent on it got 502.)
+Task<void> idle_watch_quiet_case() {
+  auto pair = co_await test::make_tcp_pair();
+  CO_ASSERT_OK(pair);
+  IdleWatch watch(pair->client.fd());
+  EXPECT_TRUE(watch.quiet());  // nothing has arrived
+  CO_ASSERT_OK(pair->server.shutdown_write());
+  pollfd p{pair->client.fd(), POLLIN | POLLRDHUP, 0};
+  EXPECT_EQ(::poll(&p, 1, 5000), 1) << "the FIN did not reach the socket";  // no loop turn
+  EXPECT_FALSE(watch.fired());
+  EXPECT_FALSE(watch.quiet());
+
+  // A watch older than the loop's last turn relies on what the kernel told the loop.
+  auto pair2 = co_await test::make_tcp_pair();
+  CO_ASSERT_OK(pair2);
+  IdleWatch old(pair2->client.fd());
+  co_await yield_now();
+  EXPECT_TRUE(old.quiet());
+}
+
+TEST_P(NetTest, IdleWatchQuietAsksTheKernelInTheTurnItStarted) { run(idle_watch_quiet_case()); }
 
 // --- Unix stream -------------------------------------------------------------------------------
 
