@@ -10,6 +10,8 @@
 #   config/                  YAML -> plain structs
 #   proxy/core               what every session kind uses: clusters, pools, relay, drain, stats
 #   proxy/l4, proxy/l7       the sessions; neither includes the other
+#   proxy/health, proxy/admin  active health checks; the admin listener (metrics, status page):
+#                            both run on the control thread and know no session kind
 #   proxy/worker             the composition root: listeners, snapshots, picking the session kind
 #   cmd/                     the daemon
 cmake_minimum_required(VERSION 3.25)
@@ -24,18 +26,21 @@ set(allowed_config   config http balancer runtime)
 set(allowed_core     core config http balancer runtime)
 set(allowed_l4       l4 core config http balancer runtime)
 set(allowed_l7       l7 core config http balancer runtime)
+set(allowed_health   health core config http balancer runtime)
+set(allowed_admin    admin core config http balancer runtime)
 set(allowed_worker   worker l4 l7 core config http balancer runtime)
-set(allowed_cmd      cmd worker l4 l7 core config http balancer runtime)
+set(allowed_cmd      cmd worker health admin l4 l7 core config http balancer runtime)
 
 # Third-party headers and the only folders that may include them.
 set(third_party "yaml-cpp/:config/" "llhttp.h:proxy/http/detail/" "liburing.h:runtime/detail/"
-                "CLI/:cmd/" "spdlog/:proxy/core/log.hpp proxy/l7/access_log.cpp cmd/")
+                "CLI/:cmd/" "spdlog/:proxy/core/log.hpp proxy/l7/access_log.cpp cmd/"
+                "nlohmann/:proxy/admin/")
 
 # The layer a repo-relative path belongs to; "" for folders outside the layering (tests, bench).
 function(layer_of path out)
   set(layer "")
   foreach(pair "proxy/http/:http" "proxy/balancer/:balancer" "proxy/core/:core" "proxy/l4/:l4"
-               "proxy/l7/:l7" "proxy/worker/:worker" "runtime/:runtime" "config/:config" "cmd/:cmd")
+               "proxy/l7/:l7" "proxy/health/:health" "proxy/admin/:admin" "proxy/worker/:worker" "runtime/:runtime" "config/:config" "cmd/:cmd")
     string(REPLACE ":" ";" pair "${pair}")
     list(GET pair 0 prefix)
     list(GET pair 1 name)

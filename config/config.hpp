@@ -66,6 +66,9 @@ struct AdminConfig {
   // admin.listen: address of the admin/stats endpoint. Absent = no admin endpoint, so that
   // nothing listens that the operator did not ask for.
   std::optional<SocketAddress> listen;
+  // admin.token: when set, every POST (maintenance) must carry `Authorization: Bearer TOKEN`
+  // or gets 401; GETs stay open. Absent = no check, for an admin listener on loopback only.
+  std::optional<std::string> token;
   bool operator==(const AdminConfig&) const = default;
 };
 
@@ -75,6 +78,10 @@ struct ShutdownConfig {
   // under an orchestrator keep it a little below the grace period, so draining ends before the
   // SIGKILL does.
   Duration drain_timeout = 30s;
+  // shutdown.ready_delay: after SIGTERM, how long `GET /ready` answers 503 while lbd still
+  // accepts, before draining starts, so that a Kubernetes endpoint controller takes the pod out
+  // of rotation first. 0s (the default) drains at once.
+  Duration ready_delay = 0s;
   bool operator==(const ShutdownConfig&) const = default;
 };
 
@@ -231,14 +238,51 @@ struct Keepalive {  // http upstream connection pool, per worker
   bool operator==(const Keepalive&) const = default;
 };
 
+/// An inclusive range of HTTP status codes, "200-399" or "204".
+struct StatusRange {
+  uint16_t first = 200;
+  uint16_t last = 399;
+  bool contains(int status) const { return status >= first && status <= last; }
+  bool operator==(const StatusRange&) const = default;
+};
+
 struct HealthCheck {  // health_check: absent = no active checks; every endpoint counts as up
-  HealthCheckType type = HealthCheckType::kTcp;  // type: tcp (connect) | http (GET path, 2xx = up)
+  HealthCheckType type = HealthCheckType::kTcp;  // type: tcp (connect) | http (GET path)
   std::string path = "/";                       // path: http only; starts with '/'
+  // host: http only; the Host header of the check. Empty = the endpoint's address ("ip:port").
+  std::string host;
+  // expect_status: http only; statuses that count as up: "200-399" (the default, HAProxy's
+  // `http-check expect` default of 2xx and 3xx), "200", or a list ["200-299", 404].
+  std::vector<StatusRange> expect_status = {StatusRange{200, 399}};
   Duration interval = 2s;  // interval: between two checks of one endpoint (HAProxy `inter` 2s)
-  Duration timeout = 1s;   // timeout: one check's deadline
+  Duration timeout = 1s;   // timeout: one check's deadline (connect and, for http, the response)
   uint32_t rise = 2;       // rise: consecutive successes to mark a down endpoint up (HAProxy)
   uint32_t fall = 3;       // fall: consecutive failures to mark an up endpoint down (HAProxy)
+  // jitter: each wait between checks is interval plus a random 0..jitter, so that checks of
+  // many endpoints do not fall on the same instant. The first check of each endpoint is spread
+  // over one interval regardless (as HAProxy spreads its first checks). 0s = none; must be
+  // below interval.
+  Duration jitter = 0s;
   bool operator==(const HealthCheck&) const = default;
+};
+
+/// Passive health: endpoints that fail requests in a row are taken out for a while (Envoy's
+/// outlier detection). Each worker judges what its own traffic sees.
+struct Outlier {
+  // outlier.consecutive_failures: failures in a row that eject an endpoint. 5 = Envoy's
+  // consecutive_5xx.
+  uint32_t consecutive_failures = 5;
+  // outlier.base_ejection: the first ejection's length; each further ejection of the same
+  // endpoint doubles it (10s, 20s, 40s, ...) up to outlier.max_ejection. 5m is Envoy's
+  // max_ejection_time; Envoy's base is 30s, 10s brings back sooner an endpoint that failed
+  // only briefly. An endpoint that stays good for max_ejection starts again from base.
+  Duration base_ejection = 10s;
+  Duration max_ejection = 5min;
+  // outlier.http_5xx: http clusters: a 5xx response from the endpoint counts as a failure
+  // (Envoy counts them by default). Connect errors, connect timeouts and resets before a
+  // response always count.
+  bool http_5xx = true;
+  bool operator==(const Outlier&) const = default;
 };
 
 struct ClusterConfig {
@@ -257,6 +301,7 @@ struct ClusterConfig {
   // backend without multiplying load during an outage.
   uint32_t retries = 1;
   std::optional<HealthCheck> health_check;  // health_check
+  std::optional<Outlier> outlier;            // outlier: absent = no passive ejection
   bool operator==(const ClusterConfig&) const = default;
 };
 

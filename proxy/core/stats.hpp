@@ -1,8 +1,9 @@
 #pragma once
 // Per-worker counters. Each worker owns its own and only it writes them, so no counter is
-// shared or atomic; whatever reports them (the admin endpoint, not built yet) must ask each
-// worker through its mailbox.
+// shared or atomic; the admin listener asks each worker for a copy through its mailbox
+// (proxy/core/report.hpp) and adds them up.
 
+#include <array>
 #include <cstdint>
 
 namespace lbd::proxy {
@@ -24,6 +25,12 @@ struct ListenerStats {
   // HTTP listeners.
   uint64_t requests = 0;           // request heads received
   uint64_t http_errors = 0;        // requests answered by lbd itself (4xx/5xx)
+  std::array<uint64_t, 5> responses{};  // responses sent to clients by status class: [0] 1xx .. [4] 5xx
+
+  /// Counts a response of `status` (100..599) sent to a client.
+  void count_response(int status) {
+    if (status >= 100 && status < 600) ++responses[static_cast<std::size_t>(status / 100 - 1)];
+  }
 
   ListenerStats& operator+=(const ListenerStats& o) {
     accepted += o.accepted;
@@ -40,6 +47,51 @@ struct ListenerStats {
     upstream_errors += o.upstream_errors;
     requests += o.requests;
     http_errors += o.http_errors;
+    for (std::size_t i = 0; i < responses.size(); ++i) responses[i] += o.responses[i];
+    return *this;
+  }
+};
+
+/// Upper bounds (seconds) of the response-time histogram's buckets, Prometheus' default ones;
+/// a last bucket, +Inf, takes the rest.
+inline constexpr std::array<double, 11> kResponseTimeBounds = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                               0.5,   1,    2.5,   5,    10};
+
+/// One worker's counters for one endpoint of one cluster. Kept by the worker per (cluster name,
+/// endpoint address), so they survive reloads that keep the endpoint.
+struct EndpointStats {
+  uint64_t requests = 0;  // http: requests sent to the endpoint; tcp: sessions connected to it
+  std::array<uint64_t, 5> responses{};  // http: responses from the endpoint by class, [0] 1xx .. [4] 5xx
+  uint64_t connect_refused = 0;  // connects refused or reset
+  uint64_t connect_timeout = 0;  // connects not answered within timeouts.connect
+  uint64_t connect_other = 0;    // other connect errors
+  uint64_t failures = 0;         // failures passive health counts (connect errors, resets, 5xx)
+  uint64_t ejections = 0;        // times this worker ejected the endpoint (outlier)
+  // Time from sending the request to the response head (http), per kResponseTimeBounds bucket
+  // (not cumulative; the last one is +Inf), and their sum.
+  std::array<uint64_t, kResponseTimeBounds.size() + 1> response_time{};
+  double response_time_sum = 0;  // seconds
+
+  void count_response(int status) {
+    if (status >= 100 && status < 600) ++responses[static_cast<std::size_t>(status / 100 - 1)];
+  }
+  void count_response_time(double seconds) {
+    std::size_t b = 0;
+    while (b < kResponseTimeBounds.size() && seconds > kResponseTimeBounds[b]) ++b;
+    ++response_time[b];
+    response_time_sum += seconds;
+  }
+
+  EndpointStats& operator+=(const EndpointStats& o) {
+    requests += o.requests;
+    for (std::size_t i = 0; i < responses.size(); ++i) responses[i] += o.responses[i];
+    connect_refused += o.connect_refused;
+    connect_timeout += o.connect_timeout;
+    connect_other += o.connect_other;
+    failures += o.failures;
+    ejections += o.ejections;
+    for (std::size_t i = 0; i < response_time.size(); ++i) response_time[i] += o.response_time[i];
+    response_time_sum += o.response_time_sum;
     return *this;
   }
 };
