@@ -103,13 +103,14 @@ die() { log "error: $*"; exit 1; }
 
 # Which proxies run in which workload. lbd-uring/lbd-epoll: lbd with `--io io_uring|epoll`;
 # no suffix: the default forwarding (auto); "-copy": `forwarding: copy`; "-splice":
-# `forwarding: splice`. The baseline of every ratio is the better of nginx and
+# `forwarding: splice`; "-ops": with the admin listener scraped every second and an HTTP health
+# check of the endpoint every second (the issue 10 overhead). The baseline of every ratio is the better of nginx and
 # haproxy (their default, copying configurations; haproxy-splice is shown for reference only).
 declare -A proxies_of=(
   [a]="lbd-uring lbd-epoll lbd-uring-copy lbd-epoll-copy lbd-uring-splice lbd-epoll-splice nginx haproxy"
   [b]="lbd-uring lbd-epoll lbd-uring-copy lbd-epoll-copy lbd-uring-splice lbd-epoll-splice nginx haproxy haproxy-splice"
   [c]="lbd-uring lbd-epoll nginx haproxy"
-  [d]="lbd-uring lbd-epoll nginx haproxy"
+  [d]="lbd-uring lbd-uring-ops lbd-epoll lbd-epoll-ops nginx haproxy"
   [e]="lbd-uring lbd-epoll nginx haproxy"
   [f]="lbd-uring lbd-epoll nginx haproxy"
 )
@@ -295,6 +296,12 @@ write_config() {
       {
         echo "workers: 1"
         echo "log: { level: info, access_log: \"off\", error_log: stderr }"
+        # -ops: what an operator runs beside the traffic (issue 10): the admin listener, scraped
+        # every second by run_wrk, and an HTTP health check of the endpoint every second.
+        if [[ "$name" == *-ops ]]; then
+          admin_port="$(free_port)" || die "no free loopback port"
+          echo "admin: { listen: 127.0.0.1:$admin_port }"
+        fi
         echo "shutdown: { drain_timeout: 0s }"
         echo "listeners:"
         echo "  - name: bench"
@@ -311,6 +318,9 @@ write_config() {
         echo "  - name: backend"
         echo "    endpoints: [127.0.0.1:$bport]"
         if [ "$layer" = l7 ]; then echo "    keepalive: { max_idle: $L7_POOL, idle_timeout: 60s }"; fi
+        if [[ "$name" == *-ops ]]; then
+          echo "    health_check: { type: http, path: /healthz, interval: 1s }"
+        fi
       } >"$f"
       ;;
     nginx)
@@ -643,9 +653,16 @@ run_wrk() {
   start_proxy "$name" l7 "$backend_port" "$tag"
   local url="http://127.0.0.1:$proxy_port/" out rc=0 c0 c1
   on_client wrk -t1 -c64 -d"${WARMUP}s" "${hdr[@]}" "$url" >"$OUT_DIR/$tag.warmup.log" 2>&1 || true
+  local scraper=""
+  if [[ "$name" == *-ops ]]; then
+    # Prometheus' way: one GET /metrics a second, from the client's CPU.
+    on_client bash -c "while sleep 1; do curl -s -o /dev/null http://127.0.0.1:$admin_port/metrics; done" &
+    scraper=$!
+  fi
   c0="$(cpu_us "$proxy_pid")"
   out="$(on_client wrk -t1 -c64 -d"${DURATION}s" --latency "${hdr[@]}" "$url" 2>&1)" || rc=$?
   c1="$(cpu_us "$proxy_pid")"
+  if [ -n "$scraper" ]; then kill "$scraper" 2>/dev/null || true; wait "$scraper" 2>/dev/null || true; fi
   echo "$out" >"$OUT_DIR/$tag.client.log"
   stop_proxy "$name" "$tag"
   stop_pid "$backend_pid"
@@ -768,6 +785,18 @@ report_d() {
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of d "$name" rate)" %.0f)" \
       "$(fmt "$p99" %.0f)" "$rp" "$(fmt "$cpu" %.2f)" "$(range_of d "$name" cpu %.1f)" "$r" \
       "$(fmt "$(awk -v u="$(med_of d "$name" util)" 'BEGIN { print u * 100 }')" %.0f%%)" "$target" "$met"
+  done
+  # The operator's overhead: -ops against the same lbd in the same round (target <= 1.03x).
+  local io ops paired
+  for io in uring epoll; do
+    ops="lbd-$io-ops"
+    [[ " ${proxies_of[d]} " == *" $ops "* ]] || continue
+    paired="$(awk -v p="lbd-$io" -v o="$ops" '
+      $1 == "d" { for (i = 4; i <= NF; i++) if ($i ~ /^cpu=/) { c = substr($i, 5) }
+                  if ($2 == p) plain[$3] = c; if ($2 == o) with[$3] = c }
+      END { for (r in with) if ((r in plain) && plain[r] > 0) print with[r] / plain[r] }' "$results" | median)"
+    echo
+    echo "$ops (admin listener scraped every 1 s, HTTP health check every 1 s) vs lbd-$io, median of same-round ratios: $(fmt "$paired" %.3fx) (target <= 1.03x)"
   done
 }
 

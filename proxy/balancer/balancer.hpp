@@ -26,8 +26,8 @@ struct EndpointState {
   /// 0..kMaxEndpointWeight. 0 drains the endpoint: it keeps its open connections but gets no new
   /// ones.
   uint32_t weight = 1;
-  /// False keeps the endpoint out of every pick (balancers honour it; tests set it). Nothing in
-  /// the daemon sets it yet: without health checks every endpoint stays up.
+  /// False keeps the endpoint out of every pick. The daemon's cluster sets it from the active
+  /// checks, the operator's drain and outlier ejection (proxy/core/cluster.hpp).
   bool up = true;
   /// Connections (or requests in flight) this worker has open to the endpoint. The caller keeps
   /// the count; pick() never changes it.

@@ -2,6 +2,11 @@
 // Cluster: one worker's view of a configured cluster — endpoint states, the balancer over them,
 // the keep-alive pool, and connecting to an endpoint with timeouts and retries. Owned by the
 // worker's snapshot; nothing in here is shared with other workers.
+//
+// An endpoint gets new sessions while it is up: not down by the active checks, not drained by
+// the operator, and not ejected by this worker's passive health (outlier). Those three live in
+// the worker's EndpointBook, which outlasts snapshots; the cluster folds them into the
+// balancer's `up` before each pick when the book changed or an ejection ran out.
 
 #include <memory>
 #include <string>
@@ -10,6 +15,7 @@
 
 #include "config/config.hpp"
 #include "proxy/balancer/balancer.hpp"
+#include "proxy/core/endpoint_book.hpp"
 #include "proxy/core/stats.hpp"
 #include "proxy/core/upstream_pool.hpp"
 #include "proxy/http/header_list.hpp"
@@ -69,7 +75,8 @@ struct ConnectError {
 
 class Cluster {
  public:
-  Cluster(const config::ClusterConfig& cfg, uint64_t seed);
+  /// `book` (the worker's) must outlive the cluster; the cluster keeps its endpoints' records.
+  Cluster(const config::ClusterConfig& cfg, uint64_t seed, EndpointBook* book);
   Cluster(const Cluster&) = delete;
   Cluster& operator=(const Cluster&) = delete;
 
@@ -78,7 +85,25 @@ class Cluster {
   std::size_t size() const { return states_.size(); }
   const SocketAddress& address(std::size_t i) const { return cfg_.endpoints[i].address; }
   balancer::EndpointState& state(std::size_t i) { return states_[i]; }
+  const balancer::EndpointState& state(std::size_t i) const { return states_[i]; }
   uint32_t active_total() const { return active_total_; }
+  /// The worker's record of endpoint i: counters, health, drain, ejection.
+  EndpointRecord& record(std::size_t i) { return *records_[i]; }
+  const EndpointRecord& record(std::size_t i) const { return *records_[i]; }
+  /// Idle pooled connections to endpoint i.
+  std::size_t idle_count(std::size_t i) const { return pool_.idle_count(i); }
+  /// Whether endpoint i is ejected by this worker now.
+  bool ejected(std::size_t i) const { return records_[i]->ejected_until > Clock::now(); }
+
+  /// Passive health: an exchange with endpoint i went well (a response that is not a failure),
+  /// or failed in a way outlier detection counts (reset before a response, read timeout, 5xx
+  /// when outlier.http_5xx). Connect errors are counted by connect() itself. `why` goes into
+  /// the log line of an ejection.
+  void record_success(std::size_t i);
+  void record_failure(std::size_t i, std::string_view why);
+  /// Counts a response head from endpoint i, `seconds` after the request was sent; a 5xx is
+  /// also a failure for outlier detection when the cluster says so.
+  void record_response(std::size_t i, int status, double seconds);
 
   /// The balancer's input for one connection or request, per the cluster's hash_key: the
   /// client's IP, or the value of a request header (`request_headers` is null for L4
@@ -100,7 +125,18 @@ class Cluster {
  private:
   friend class EndpointLease;
 
+  /// Folds the book's states into states_[i].up when the book changed since the last look or
+  /// an ejection ran out; tells the balancer when any `up` changed.
+  void refresh_health();
+  /// Ejects endpoint i for base_ejection * 2^n (up to max_ejection), unless it is the last one
+  /// of the cluster that is up.
+  void maybe_eject(std::size_t i, std::string_view why);
+
   const config::ClusterConfig cfg_;  // a copy: lives as long as this per-worker state
+  EndpointBook* book_;               // the worker's; outlives the cluster
+  std::vector<std::shared_ptr<EndpointRecord>> records_;  // per endpoint, from book_
+  uint64_t seen_generation_ = ~uint64_t{0};  // book_->generation() folded in last
+  Clock::time_point next_unejection_ = Clock::time_point::max();  // the earliest ejected_until ahead
   std::vector<balancer::EndpointState> states_;
   std::unique_ptr<balancer::Balancer> balancer_;
   uint32_t active_total_ = 0;

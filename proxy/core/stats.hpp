@@ -67,8 +67,9 @@ struct EndpointStats {
   uint64_t connect_other = 0;    // other connect errors
   uint64_t failures = 0;         // failures passive health counts (connect errors, resets, 5xx)
   uint64_t ejections = 0;        // times this worker ejected the endpoint (outlier)
-  // Time from sending the request to the response head (http), per kResponseTimeBounds bucket
-  // (not cumulative; the last one is +Inf), and their sum.
+  // http: time from the start of the attempt (the pooled connection taken, or the connect
+  // begun) to the response head, per kResponseTimeBounds bucket (not cumulative; the last one is
+  // +Inf), and their sum.
   std::array<uint64_t, kResponseTimeBounds.size() + 1> response_time{};
   double response_time_sum = 0;  // seconds
 

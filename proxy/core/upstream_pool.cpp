@@ -44,6 +44,11 @@ void UpstreamPool::trim(Clock::time_point idle_since, std::size_t keep) {
   }
 }
 
+void UpstreamPool::close_idle(std::size_t i) {
+  idle_total_ -= idle_[i].size();
+  idle_[i].clear();
+}
+
 void UpstreamPool::put(std::size_t i, TcpStream stream) {
   if (keepalive_.max_idle == 0) return;
   IdleWatch watch(stream.fd(), this);

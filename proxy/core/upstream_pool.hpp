@@ -35,6 +35,9 @@ class UpstreamPool : private IdleWatchListener {
   /// max_idle is 0, is closed instead.
   void put(std::size_t i, TcpStream stream);
   std::size_t idle_count() const { return idle_total_; }
+  std::size_t idle_count(std::size_t i) const { return idle_[i].size(); }
+  /// Closes every idle connection to endpoint `i` (it went down or was drained).
+  void close_idle(std::size_t i);
 
  private:
   struct IdleConnection {

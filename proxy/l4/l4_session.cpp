@@ -28,6 +28,7 @@ Task<void> run_l4_session(TcpStream* client, const SessionEnv* env, Cluster* clu
   // Both sockets have TCP_NODELAY already: the client's from its listener, the upstream's from
   // Cluster::connect.
   Upstream& up = std::get<Upstream>(connected);
+  cluster->record_success(up.endpoint);  // for outlier detection, a tcp session's success is its connect
 
   // relay_both_ways(), in this frame rather than one more per session (an idle session is
   // mostly its frames).

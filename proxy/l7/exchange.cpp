@@ -1,6 +1,7 @@
 #include "proxy/l7/exchange.hpp"
 
 #include <cerrno>
+#include <chrono>
 #include <memory>
 #include <utility>
 
@@ -136,6 +137,7 @@ Task<ExchangeResult> Exchange::run() {
     const PoolUse pool = may_retry_on_fresh() ? PoolUse::kUnlessFired : PoolUse::kChecked;
     auto got = co_await cluster_->connect(pick, env_.stats, pool);
     if (auto* err = std::get_if<ConnectError>(&got)) {
+      if (err->cause == ConnectFailure::kNoEndpoint) ++env_.stats->no_upstream;
       co_await fail(status_for(*err), err->detail);
       co_return ExchangeResult{};
     }
@@ -184,6 +186,7 @@ Task<ExchangeResult> Exchange::run() {
           retried_ = true;
           continue;
         }
+        cluster_->record_failure(up.endpoint, "closed the connection before responding");
         co_await fail(502, "upstream " + upstream_addr_->to_string() + " closed the connection before responding");
         co_return ExchangeResult{};
       case Relayed::kFailed:
@@ -345,6 +348,8 @@ Task<Relayed> Exchange::relay_response(Upstream* up) {
         continue;
       }
       status = head.status;
+      cluster_->record_response(up->endpoint, status,
+                                std::chrono::duration<double>(Clock::now() - upstream_start_).count());
       if (!co_await down_.send_head(head, route_->response)) {
         access(status, "client_closed", bytes);
         co_return Relayed::kFailed;
@@ -381,6 +386,7 @@ Task<Relayed> Exchange::relay_response(Upstream* up) {
 
   // The exchange failed. Before anything of the response reached the client, it gets a status;
   // after, it must not see a complete-looking message: it is cut off mid-body.
+  if (status == 0) cluster_->record_failure(up->endpoint, failure);  // no response head came
   if (!down_.response_started()) {
     co_await fail(failure_status, std::move(failure));
   } else {
@@ -401,6 +407,7 @@ Task<ExchangeResult> run_exchange(Downstream* down, ExchangeContext ctx) {
 
 void note_refusal(const SessionEnv& env, int status, std::string_view reason) {
   ++env.stats->http_errors;
+  env.stats->count_response(status);
   log_warn("listener {}: client {}: {} {}: {}", env.listener->name, env.peer.to_string(), status,
            status_reason(status), reason);
 }

@@ -65,6 +65,7 @@ class Http1Connection {
   /// Makes a completed client read the current chunk. false: EOF.
   Result<bool> take_input(Result<Buffer> r) {
     if (!r) return r.error();
+    env_.stats->bytes_from_client += r->size();
     in_ = std::move(*r);
     in_pos_ = 0;
     return !in_.empty();
@@ -83,7 +84,9 @@ class Http1Connection {
   /// Answers a request the connection refuses before any exchange, and ends the connection.
   Task<void> reject(int status, std::string reason);
   Task<void> send_error_page(int status) {
-    (void)co_await stage_.send(&client_, make_error_response(status, false), env_.listener->timeouts.idle);
+    const std::string_view page = make_error_response(status, false);
+    env_.stats->bytes_to_client += page.size();
+    (void)co_await stage_.send(&client_, page, env_.listener->timeouts.idle);
   }
 
   TcpStream& client_;          // owned by the worker's session task
@@ -152,10 +155,13 @@ class Http1Downstream final : public Downstream {
     keep_client_ = req_.keep_alive && !conn_.env_.drain->started();
     std::string& text = conn_.stage_.scratch();
     plan_ = serialize_response_head(head, edits, ResponseForwardContext{req_.version, keep_client_}, text);
+    conn_.env_.stats->count_response(head.status);
+    conn_.env_.stats->bytes_to_client += text.size();
     return conn_.stage_.append(&conn_.client_, text, client_limit());
   }
 
   Task<Result<void>> send_body(std::span<const char> data) override {
+    conn_.env_.stats->bytes_to_client += data.size();
     if (plan_.body == ResponseForwardPlan::Body::kChunked)
       return conn_.stage_.append_chunk(&conn_.client_, data, client_limit());
     return conn_.stage_.append(&conn_.client_, data, client_limit());

@@ -54,7 +54,15 @@ void ProxyWorker::close_slot(ListenerSlot& slot) {
 
 Task<std::string> ProxyWorker::apply(std::shared_ptr<const config::Config> cfg) {
   std::string errors;
-  auto next = std::make_shared<const Snapshot>(cfg, 0x9e3779b97f4a7c15ull * (index_ + 1));
+  // Endpoints the new config drops are forgotten (older snapshots keep their records alive);
+  // a cluster without active checks has no endpoint down by them.
+  book_.keep_only(*cfg);
+  for (const auto& c : cfg->clusters) {
+    if (c.health_check) continue;
+    for (const auto& e : c.endpoints) book_.get(c.name, e.address)->down = false;
+  }
+  book_.changed();
+  auto next = std::make_shared<const Snapshot>(cfg, 0x9e3779b97f4a7c15ull * (index_ + 1), &book_);
   std::vector<std::unique_ptr<ListenerSlot>> kept;
   std::vector<const Snapshot::Listener*> kept_listeners;  // parallel to `kept`
   for (std::size_t i = 0; i < cfg->listeners.size(); ++i) {
@@ -147,6 +155,49 @@ Task<void> ProxyWorker::run_session(TcpStream client, SessionEnv env, const Snap
       co_await run_http1_session(&client, &env, listener->router.get());
       break;
   }
+}
+
+void ProxyWorker::set_endpoint_down(const std::string& cluster, const SocketAddress& address, bool down) {
+  book_.get(cluster, address)->down = down;
+  book_.changed();
+}
+
+bool ProxyWorker::set_endpoint_drained(const std::string& cluster, const std::string& address, bool drained) {
+  EndpointRecord* r = book_.find(cluster, address);
+  if (!r) return false;
+  r->drained = drained;
+  book_.changed();
+  return true;
+}
+
+WorkerReport ProxyWorker::report() const {
+  WorkerReport out;
+  for (const auto& slot : slots_) {
+    out.listeners.push_back(ListenerReport{slot->name, slot->address.to_string(),
+                                           std::string(config::to_string(slot->protocol)), slot->stats});
+  }
+  if (!snapshot_) return out;
+  for (const auto& c : snapshot_->clusters()) {
+    ClusterReport cr;
+    cr.name = c->name();
+    cr.balance = std::string(balancer::to_string(c->config().balance));
+    for (std::size_t i = 0; i < c->size(); ++i) {
+      const EndpointRecord& r = c->record(i);
+      EndpointReport e;
+      e.address = c->address(i).to_string();
+      e.weight = c->config().endpoints[i].weight;
+      e.stats = r.stats;
+      e.active = c->state(i).active;
+      e.idle = c->idle_count(i);
+      e.down = r.down;
+      e.drained = r.drained;
+      e.ejected_in = c->ejected(i) ? 1 : 0;
+      e.checked = c->config().health_check.has_value();
+      cr.endpoints.push_back(std::move(e));
+    }
+    out.clusters.push_back(std::move(cr));
+  }
+  return out;
 }
 
 void ProxyWorker::session_ended() {

@@ -10,6 +10,8 @@
 
 #include "config/config.hpp"
 #include "proxy/core/drain.hpp"
+#include "proxy/core/endpoint_book.hpp"
+#include "proxy/core/report.hpp"
 #include "proxy/core/session_env.hpp"
 #include "proxy/core/stats.hpp"
 #include "proxy/worker/snapshot.hpp"
@@ -52,6 +54,15 @@ class ProxyWorker {
   Task<void> run();
   std::size_t active_sessions() const { return sessions_; }
 
+  /// The active health checks' verdict on one endpoint (the control thread's HealthChecker
+  /// posts every change to every worker). Unknown names are remembered for a config to come.
+  void set_endpoint_down(const std::string& cluster, const SocketAddress& address, bool down);
+  /// The operator's drain (admin POST): a drained endpoint gets no new sessions; open ones go
+  /// on. false: no such endpoint in the current config.
+  bool set_endpoint_drained(const std::string& cluster, const std::string& address, bool drained);
+  /// A copy of this worker's counters and endpoint states, for the admin listener.
+  WorkerReport report() const;
+
  private:
   friend class SessionGuard;
   Task<void> accept_loop(ListenerSlot* slot);
@@ -61,6 +72,7 @@ class ProxyWorker {
   void session_ended();
 
   unsigned index_;
+  EndpointBook book_;  // before snapshot_, whose clusters point into it
   std::shared_ptr<const Snapshot> snapshot_;
   std::vector<std::unique_ptr<ListenerSlot>> slots_;
   std::size_t sessions_ = 0;

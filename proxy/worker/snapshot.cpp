@@ -4,8 +4,9 @@
 
 namespace lbd::proxy {
 
-Snapshot::Snapshot(std::shared_ptr<const config::Config> cfg, uint64_t seed) : cfg_(std::move(cfg)) {
-  for (const auto& c : cfg_->clusters) clusters_.push_back(std::make_unique<Cluster>(c, seed));
+Snapshot::Snapshot(std::shared_ptr<const config::Config> cfg, uint64_t seed, EndpointBook* book)
+    : cfg_(std::move(cfg)) {
+  for (const auto& c : cfg_->clusters) clusters_.push_back(std::make_unique<Cluster>(c, seed, book));
   // Config validation guarantees that every name a listener or route uses exists.
   auto cluster = [this](std::string_view name) -> Cluster* {
     for (const auto& c : clusters_)

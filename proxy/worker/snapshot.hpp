@@ -23,13 +23,16 @@ class Snapshot {
     std::unique_ptr<HttpRouter> router;              // http listeners
   };
 
-  Snapshot(std::shared_ptr<const config::Config> cfg, uint64_t seed);
+  /// `book` is the worker's, which outlives its snapshots.
+  Snapshot(std::shared_ptr<const config::Config> cfg, uint64_t seed, EndpointBook* book);
   Snapshot(const Snapshot&) = delete;
   Snapshot& operator=(const Snapshot&) = delete;
 
   const config::Config& config() const { return *cfg_; }
   /// The entry of config().listeners[i].
   const Listener& listener(std::size_t i) const { return listeners_[i]; }
+  /// This worker's clusters, in config order.
+  const std::vector<std::unique_ptr<Cluster>>& clusters() const { return clusters_; }
 
  private:
   std::shared_ptr<const config::Config> cfg_;
