@@ -102,7 +102,8 @@ std::string describe(const Config& config) {
          plural(config.clusters.size(), "cluster") + "; workers " +
          (config.workers == 0 ? std::string("auto") : std::to_string(config.workers)) + ", io " +
          std::string(to_string(config.io)) + ", admin " +
-         (config.admin.listen ? config.admin.listen->to_string() : std::string("off")) + "\n";
+         (config.admin.listen ? config.admin.listen->to_string() : std::string("off")) +
+         (config.admin.token ? " (token set)" : "") + "\n";
   for (const auto& l : config.listeners) {
     out += "listener " + l.name + " " + l.listen.to_string() + " " +
            std::string(to_string(l.protocol));
@@ -127,6 +128,10 @@ std::string describe(const Config& config) {
     if (c.health_check) {
       out += ", health check " + std::string(to_string(c.health_check->type));
       if (c.health_check->type == HealthCheckType::kHttp) out += " " + c.health_check->path;
+    }
+    if (c.outlier) {
+      out += ", outlier after " + plural(c.outlier->consecutive_failures, "failure");
+      if (!c.outlier->http_5xx) out += " (5xx not counted)";
     }
     out += "\n";
   }

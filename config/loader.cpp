@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 
 #include "config/config.hpp"
@@ -153,6 +154,92 @@ std::optional<std::string> read_header_value(ErrorSink& errors, const Field& f) 
   return value;
 }
 
+// The admin token travels in `Authorization: Bearer TOKEN`: a space or a control character
+// could not be sent there intact. The token itself never appears in a message, since errors
+// reach logs.
+std::optional<std::string> read_admin_token(ErrorSink& errors, const Field& f) {
+  auto token = detail::read_string(errors, f);
+  if (!token) return std::nullopt;
+  if (token->empty()) {
+    errors.add(f.at, f.path, "must not be empty");
+    return std::nullopt;
+  }
+  auto bad = std::find_if(token->begin(), token->end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u <= 0x20 || u >= 0x7f;
+  });
+  if (bad != token->end()) {
+    std::string what = "a space";
+    if (*bad != ' ') {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "0x%02x", static_cast<unsigned char>(*bad));
+      what = std::string("the byte ") + hex;
+    }
+    errors.add(f.at, f.path,
+               "contains " + what + " at character " +
+                   std::to_string(bad - token->begin() + 1) +
+                   " (a token is printable ASCII without spaces: it is sent in an "
+                   "Authorization header)");
+    return std::nullopt;
+  }
+  return token;
+}
+
+// The Host header of an http health check: host [":" port], as a client would send it.
+std::optional<std::string> read_host_header(ErrorSink& errors, const Field& f) {
+  auto host = detail::read_string(errors, f);
+  if (!host) return std::nullopt;
+  if (host->empty()) {
+    errors.add(f.at, f.path, "must not be empty (leave host out to send the endpoint's address)");
+    return std::nullopt;
+  }
+  if (!http::is_valid_authority(*host)) {
+    errors.add(f.at, f.path,
+               "invalid host " + quoted(*host) +
+                   " (expected a Host header value such as api.example.com, 10.0.0.1:8080 or "
+                   "[fd00::1]:80)");
+    return std::nullopt;
+  }
+  return host;
+}
+
+// One expect_status entry: a status code (200) or an inclusive range ("200-399").
+std::optional<StatusRange> read_status_range(ErrorSink& errors, const Field& f) {
+  constexpr int kMin = 100;
+  constexpr int kMax = 599;
+  auto text = detail::read_scalar(errors, f, "a status code or a range like \"200-399\"");
+  if (!text) return std::nullopt;
+  auto parse_status = [](std::string_view digits) -> std::optional<int> {
+    if (digits.empty() || !std::all_of(digits.begin(), digits.end(), http::is_digit))
+      return std::nullopt;
+    int value = 0;
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (ec != std::errc()) return std::nullopt;  // too large for an int: not a status either
+    return value;
+  };
+  const std::string_view view = *text;
+  const std::size_t dash = view.find('-');
+  const auto first = parse_status(view.substr(0, dash));
+  const auto last = dash == std::string_view::npos ? first : parse_status(view.substr(dash + 1));
+  if (!first || !last) {
+    errors.add(f.at, f.path,
+               "invalid status " + quoted(*text) +
+                   " (expected a status code such as 200 or a range such as \"200-399\")");
+    return std::nullopt;
+  }
+  const std::string bounds = std::to_string(kMin) + " and " + std::to_string(kMax);
+  if (*first < kMin || *first > kMax || *last < kMin || *last > kMax) {
+    errors.add(f.at, f.path, "status codes must be between " + bounds + ", got " + *text);
+    return std::nullopt;
+  }
+  if (*first > *last) {
+    errors.add(f.at, f.path,
+               "invalid range " + quoted(*text) + " (the first status must not exceed the last)");
+    return std::nullopt;
+  }
+  return StatusRange{static_cast<uint16_t>(*first), static_cast<uint16_t>(*last)};
+}
+
 // ---------------------------------------------------------------------------------------------
 // The loader: one instance per file
 
@@ -200,6 +287,8 @@ class Loader {
   void parse_cluster_timeouts(const Field& f, ClusterTimeouts& t);
   void parse_keepalive(const Field& f, Keepalive& keepalive);
   HealthCheck parse_health_check(const Field& f);
+  std::optional<std::vector<StatusRange>> parse_expect_status(const Field& f);
+  Outlier parse_outlier(const Field& f);
 
   void report_http_only(const Field& f);
   void define(std::vector<Definition>& defined, std::string_view kind, const std::string& name,
@@ -287,19 +376,30 @@ void Loader::parse_log(const Field& f, LogConfig& log) {
 
 void Loader::parse_admin(const Field& f, AdminConfig& admin) {
   MapReader m(errors_, f);
-  if (auto v = m.require("listen")) {
-    if (auto address = detail::read_address(errors_, *v)) {
+  auto listen = m.get("listen");
+  if (listen) {
+    if (auto address = detail::read_address(errors_, *listen)) {
       admin.listen = *address;
-      add_listen_site(*address, *v, "admin.listen");
+      add_listen_site(*address, *listen, "admin.listen");
     }
   }
+  auto token = m.get("token");
+  if (token) admin.token = read_admin_token(errors_, *token);
   m.finish();
+  if (!listen && m.ok()) {
+    if (token)
+      m.report_missing("listen", "admin.token needs admin.listen");
+    else
+      m.report_missing("listen");
+  }
 }
 
 void Loader::parse_shutdown(const Field& f, ShutdownConfig& shutdown) {
   MapReader m(errors_, f);
   if (auto v = m.get("drain_timeout"))
     assign(shutdown.drain_timeout, detail::read_duration(errors_, *v));
+  if (auto v = m.get("ready_delay"))
+    assign(shutdown.ready_delay, detail::read_duration(errors_, *v));
   m.finish();
 }
 
@@ -558,6 +658,7 @@ ClusterConfig Loader::parse_cluster(const Field& f) {
     assign(cluster.max_connections, detail::read_int(errors_, *v, 0, detail::kNoUpperBound));
   if (auto v = m.get("retries")) assign(cluster.retries, detail::read_int(errors_, *v, 0, 10));
   if (auto v = m.get("health_check")) cluster.health_check = parse_health_check(*v);
+  if (auto v = m.get("outlier")) cluster.outlier = parse_outlier(*v);
   m.finish();
   return cluster;
 }
@@ -641,21 +742,98 @@ HealthCheck Loader::parse_health_check(const Field& f) {
   std::optional<HealthCheckType> type;
   if (type_field) type = detail::read_enum(errors_, *type_field, detail::kHealthCheckTypeNames);
   assign(check.type, type);
-  if (auto v = m.get("path")) {
-    if (check.type == HealthCheckType::kHttp)
-      assign(check.path, read_path(errors_, *v));
-    else if (!type_field || type)  // an invalid type was reported already
-      errors_.add(v->key_at, v->path, "only valid with type: http");
-  }
-  if (auto v = m.get("interval"))
-    assign(check.interval, detail::read_positive_duration(errors_, *v));
+  // True when `v` may be read; otherwise reports it, unless the type itself was invalid (that
+  // was reported already, and the key may well be right).
+  auto http_only = [&](const Field& v) {
+    if (check.type == HealthCheckType::kHttp) return true;
+    if (!type_field || type) errors_.add(v.key_at, v.path, "only valid with type: http");
+    return false;
+  };
+  if (auto v = m.get("path"); v && http_only(*v)) assign(check.path, read_path(errors_, *v));
+  if (auto v = m.get("host"); v && http_only(*v)) assign(check.host, read_host_header(errors_, *v));
+  if (auto v = m.get("expect_status"); v && http_only(*v))
+    assign(check.expect_status, parse_expect_status(*v));
+  auto interval = m.get("interval");
+  std::optional<Duration> interval_value = check.interval;
+  if (interval) interval_value = detail::read_positive_duration(errors_, *interval);
+  assign(check.interval, interval_value);
   if (auto v = m.get("timeout")) assign(check.timeout, detail::read_positive_duration(errors_, *v));
   if (auto v = m.get("rise"))
     assign(check.rise, detail::read_int(errors_, *v, 1, detail::kNoUpperBound));
   if (auto v = m.get("fall"))
     assign(check.fall, detail::read_int(errors_, *v, 1, detail::kNoUpperBound));
+  if (auto v = m.get("jitter")) {
+    auto jitter = detail::read_duration(errors_, *v);
+    // Compared only with an interval that was read: a rejected one was reported already.
+    if (jitter && interval_value && *jitter >= *interval_value) {
+      errors_.add(v->at, v->path,
+                  "must be below interval (" + format_duration(*jitter) +
+                      " >= " + format_duration(*interval_value) + ")");
+      jitter.reset();
+    }
+    assign(check.jitter, jitter);
+  }
   m.finish();
   return check;
+}
+
+// A single status or range, or a list of them; the result replaces the default 200-399.
+std::optional<std::vector<StatusRange>> Loader::parse_expect_status(const Field& f) {
+  std::vector<StatusRange> ranges;
+  if (!f.node.IsSequence()) {
+    auto range = read_status_range(errors_, f);
+    if (!range) return std::nullopt;
+    ranges.push_back(*range);
+    return ranges;
+  }
+  auto items = detail::list_items(errors_, f);
+  if (!items) return std::nullopt;
+  if (items->empty()) {
+    errors_.add(f.at, f.path, "expected at least one status or range");
+    return std::nullopt;
+  }
+  bool all_valid = true;
+  for (const Field& item : *items) {
+    auto range = read_status_range(errors_, item);
+    all_valid = all_valid && range.has_value();
+    if (range) ranges.push_back(*range);
+  }
+  if (!all_valid) return std::nullopt;
+  return ranges;
+}
+
+Outlier Loader::parse_outlier(const Field& f) {
+  constexpr int64_t kMaxConsecutiveFailures = 1000;
+  Outlier outlier;
+  MapReader m(errors_, f);
+  if (auto v = m.get("consecutive_failures"))
+    assign(outlier.consecutive_failures,
+           detail::read_int(errors_, *v, 1, kMaxConsecutiveFailures));
+  auto base = m.get("base_ejection");
+  std::optional<Duration> base_value = outlier.base_ejection;
+  if (base) base_value = detail::read_positive_duration(errors_, *base);
+  assign(outlier.base_ejection, base_value);
+  auto max = m.get("max_ejection");
+  std::optional<Duration> max_value = outlier.max_ejection;
+  if (max) max_value = detail::read_positive_duration(errors_, *max);
+  assign(outlier.max_ejection, max_value);
+  if (auto v = m.get("http_5xx")) assign(outlier.http_5xx, detail::read_bool(errors_, *v));
+  m.finish();
+
+  // Ejections double from base up to max: a base above max would never be honoured. The error
+  // goes to max_ejection when the file sets it, else to the base that outgrew the default max.
+  if (base_value && max_value && *base_value > *max_value) {
+    const std::string base_text = format_duration(*base_value);
+    const std::string max_text = format_duration(*max_value);
+    if (max)
+      errors_.add(max->at, max->path,
+                  "must be at least base_ejection (" + max_text + " < " + base_text + ")");
+    else
+      errors_.add(base->at, base->path,
+                  "must not exceed max_ejection (" + base_text + " > " + max_text +
+                      ", the default)");
+  }
+  return outlier;
 }
 
 // ---------------------------------------------------------------------------------------------

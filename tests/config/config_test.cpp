@@ -234,6 +234,12 @@ clusters:
   EXPECT_EQ(w.health_check->timeout, 1s);
   EXPECT_EQ(w.health_check->rise, 2u);
   EXPECT_EQ(w.health_check->fall, 3u);
+  EXPECT_EQ(w.health_check->host, "");
+  EXPECT_EQ(w.health_check->expect_status, (std::vector<StatusRange>{{200, 399}}));
+  EXPECT_EQ(w.health_check->jitter, 0s);
+  EXPECT_EQ(w.outlier, std::nullopt);  // absent: no passive ejection
+  EXPECT_EQ(c.admin.token, std::nullopt);
+  EXPECT_EQ(c.shutdown.ready_delay, 0s);
 }
 
 TEST(MinimalFile, TcpListenerIdleDefaultsToTenMinutesUnlessSet) {
@@ -1056,7 +1062,7 @@ TEST(EnumNames, UseTheConfigFileSpelling) {
 TEST(Describe, SummarisesListenersAndClusters) {
   const Config c = load_ok(R"(
 workers: 2
-admin: { listen: 127.0.0.1:9901 }
+admin: { listen: 127.0.0.1:9901, token: s3cret }
 listeners:
   - name: web
     listen: 0.0.0.0:8080
@@ -1073,6 +1079,7 @@ clusters:
   - name: web
     endpoints: [10.0.0.1:80, 10.0.0.2:80]
     health_check: { type: http, path: /healthz }
+    outlier: {}
   - name: api
     balance: hash
     hash_key: header:X-User
@@ -1081,17 +1088,34 @@ clusters:
     balance: least_conn
     endpoints: [10.0.2.1:5432]
     health_check: {}
+    outlier: { consecutive_failures: 1, http_5xx: false }
 )");
+  // The token's presence is worth a word; its value never appears.
   EXPECT_EQ(describe(c),
-            "lb.yaml: 2 listeners, 3 clusters; workers 2, io auto, admin 127.0.0.1:9901\n"
+            "lb.yaml: 2 listeners, 3 clusters; workers 2, io auto, admin 127.0.0.1:9901 (token "
+            "set)\n"
             "listener web 0.0.0.0:8080 http\n"
             "  host api.example.com path_prefix /v1/ method POST -> api (rewrite to /)\n"
             "  header x-canary=1 -> web\n"
             "  otherwise -> web\n"
             "listener db 0.0.0.0:5432 tcp -> pg\n"
-            "cluster web round_robin, 2 endpoints, health check http /healthz\n"
+            "cluster web round_robin, 2 endpoints, health check http /healthz, outlier after 5 "
+            "failures\n"
             "cluster api hash on header:x-user, 1 endpoint\n"
-            "cluster pg least_conn, 1 endpoint, health check tcp\n");
+            "cluster pg least_conn, 1 endpoint, health check tcp, outlier after 1 failure (5xx "
+            "not counted)\n");
+}
+
+TEST(Describe, AdminWithoutTokenSaysNothingAboutIt) {
+  const Config c = load_ok(R"(
+admin: { listen: 127.0.0.1:9901 }
+listeners:
+  - { name: a, listen: 127.0.0.1:5000, protocol: tcp, cluster: web }
+)" + std::string(kOneCluster));
+  EXPECT_EQ(describe(c),
+            "lb.yaml: 1 listener, 1 cluster; workers auto, io auto, admin 127.0.0.1:9901\n"
+            "listener a 127.0.0.1:5000 tcp -> web\n"
+            "cluster web round_robin, 1 endpoint\n");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1146,6 +1170,291 @@ listeners:
             (std::vector<std::string>{
                 R"(lb.yaml:6:17: listeners[0].forwarding: invalid value "sendfile" (expected one of: auto, copy, splice))",
                 R"(lb.yaml:11:5: listeners[1].forwarding: only valid for tcp listeners (this listener is http))",
+            }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// health_check (host, expect_status, jitter), outlier, admin.token, shutdown.ready_delay
+
+TEST(HealthCheckKeys, HostExpectStatusAndJitterAreRead) {
+  const Config c = load_ok(R"(
+listeners:
+  - { name: a, listen: 127.0.0.1:5000, protocol: http, cluster: one }
+clusters:
+  - name: one
+    endpoints: [127.0.0.1:9001]
+    health_check:
+      type: http
+      path: /healthz
+      host: api.example.com:8080
+      expect_status: 204
+      interval: 5s
+      jitter: 4999ms
+  - name: two
+    endpoints: [127.0.0.1:9002]
+    health_check: { type: http, host: "[fd00::1]", expect_status: 200-299, jitter: 0s }
+  - name: three
+    endpoints: [127.0.0.1:9003]
+    health_check: { type: http, host: 10.0.0.7, expect_status: ["200-299", 404, 302-302] }
+)");
+  const HealthCheck& one = *c.clusters[0].health_check;
+  EXPECT_EQ(one.host, "api.example.com:8080");
+  EXPECT_EQ(one.expect_status, (std::vector<StatusRange>{{204, 204}}));
+  EXPECT_EQ(one.interval, 5s);
+  EXPECT_EQ(one.jitter, 4999ms);
+  const HealthCheck& two = *c.clusters[1].health_check;
+  EXPECT_EQ(two.host, "[fd00::1]");
+  EXPECT_EQ(two.expect_status, (std::vector<StatusRange>{{200, 299}}));
+  EXPECT_EQ(two.jitter, 0s);
+  const HealthCheck& three = *c.clusters[2].health_check;
+  EXPECT_EQ(three.host, "10.0.0.7");
+  // A given list replaces the default 200-399 rather than adding to it.
+  EXPECT_EQ(three.expect_status, (std::vector<StatusRange>{{200, 299}, {404, 404}, {302, 302}}));
+  EXPECT_TRUE(three.expect_status[1].contains(404));
+  EXPECT_FALSE(three.expect_status[0].contains(301));
+  EXPECT_EQ(three.jitter, 0s);
+}
+
+TEST(HealthCheckKeys, JitterAppliesToTcpChecksToo) {
+  const Config c = load_ok(R"(
+listeners:
+  - { name: a, listen: 127.0.0.1:5000, protocol: tcp, cluster: web }
+clusters:
+  - name: web
+    endpoints: [127.0.0.1:9001]
+    health_check: { jitter: 1500ms }
+)");
+  EXPECT_EQ(c.clusters[0].health_check->jitter, 1500ms);  // below the default interval, 2s
+}
+
+TEST(HealthCheckKeys, BadValuesNameTheirPositionAndKey) {
+  EXPECT_EQ(
+      errors_of(R"(
+listeners:
+  - { name: a, listen: 127.0.0.1:80, protocol: tcp, cluster: web }
+clusters:
+  - name: web
+    endpoints: [127.0.0.1:9001]
+    health_check: { host: example.com, expect_status: 200 }
+  - name: c1
+    endpoints: [127.0.0.1:9001]
+    health_check:
+      type: http
+      host: ""
+  - name: c2
+    endpoints: [127.0.0.1:9001]
+    health_check: { type: http, host: "user@example.com" }
+  - name: c3
+    endpoints: [127.0.0.1:9001]
+    health_check: { type: http, host: "a b" }
+  - name: c4
+    endpoints: [127.0.0.1:9001]
+    health_check: { type: http, host: [a] }
+  - name: c5
+    endpoints: [127.0.0.1:9001]
+    health_check: { type: http, expect_status: 99 }
+  - name: c6
+    endpoints: [127.0.0.1:9001]
+    health_check: { type: http, expect_status: "399-200" }
+  - name: c7
+    endpoints: [127.0.0.1:9001]
+    health_check: { type: http, expect_status: [200, 600, ok, "200-", -5, { a: 1 }] }
+  - name: c8
+    endpoints: [127.0.0.1:9001]
+    health_check: { type: http, expect_status: [] }
+  - name: c9
+    endpoints: [127.0.0.1:9001]
+    health_check: { type: http, expect_status: "100-600" }
+  - name: c10
+    endpoints: [127.0.0.1:9001]
+    health_check: { interval: 1s, jitter: 1s }
+  - name: c11
+    endpoints: [127.0.0.1:9001]
+    health_check: { jitter: 3s }
+  - name: c12
+    endpoints: [127.0.0.1:9001]
+    health_check: { jitter: -1s, interval: 0s }
+  - name: c13
+    endpoints: [127.0.0.1:9001]
+    health_check: { type: ftp, host: example.com, expect_status: 200 }
+)"),
+      (Lines{
+          R"(lb.yaml:6:21: clusters[0].health_check.host: only valid with type: http)",
+          R"(lb.yaml:6:40: clusters[0].health_check.expect_status: only valid with type: http)",
+          R"(lb.yaml:11:13: clusters[1].health_check.host: must not be empty (leave host out to send the endpoint's address))",
+          R"(lb.yaml:14:39: clusters[2].health_check.host: invalid host "user@example.com" (expected a Host header value such as api.example.com, 10.0.0.1:8080 or [fd00::1]:80))",
+          R"(lb.yaml:17:39: clusters[3].health_check.host: invalid host "a b" (expected a Host header value such as api.example.com, 10.0.0.1:8080 or [fd00::1]:80))",
+          R"(lb.yaml:20:39: clusters[4].health_check.host: expected a string, got a list)",
+          R"(lb.yaml:23:48: clusters[5].health_check.expect_status: status codes must be between 100 and 599, got 99)",
+          R"(lb.yaml:26:48: clusters[6].health_check.expect_status: invalid range "399-200" (the first status must not exceed the last))",
+          R"(lb.yaml:29:54: clusters[7].health_check.expect_status[1]: status codes must be between 100 and 599, got 600)",
+          R"(lb.yaml:29:59: clusters[7].health_check.expect_status[2]: invalid status "ok" (expected a status code such as 200 or a range such as "200-399"))",
+          R"(lb.yaml:29:63: clusters[7].health_check.expect_status[3]: invalid status "200-" (expected a status code such as 200 or a range such as "200-399"))",
+          R"(lb.yaml:29:71: clusters[7].health_check.expect_status[4]: invalid status "-5" (expected a status code such as 200 or a range such as "200-399"))",
+          R"(lb.yaml:29:75: clusters[7].health_check.expect_status[5]: expected a status code or a range like "200-399", got a map)",
+          R"(lb.yaml:32:48: clusters[8].health_check.expect_status: expected at least one status or range)",
+          R"(lb.yaml:35:48: clusters[9].health_check.expect_status: status codes must be between 100 and 599, got 100-600)",
+          R"(lb.yaml:38:43: clusters[10].health_check.jitter: must be below interval (1s >= 1s))",
+          R"(lb.yaml:41:29: clusters[11].health_check.jitter: must be below interval (3s >= 2s))",
+          R"(lb.yaml:44:29: clusters[12].health_check.jitter: invalid duration "-1s" (expected a whole number followed by ms, s, m or h, e.g. 250ms or 30s))",
+          R"(lb.yaml:44:44: clusters[12].health_check.interval: must be greater than 0)",
+          R"(lb.yaml:47:27: clusters[13].health_check.type: invalid value "ftp" (expected one of: tcp, http))",
+      }));
+}
+
+TEST(Outlier, ValuesAreReadAndEmptyMeansEveryDefault) {
+  const Config c = load_ok(R"(
+listeners:
+  - { name: a, listen: 127.0.0.1:5000, protocol: tcp, cluster: one }
+clusters:
+  - name: one
+    endpoints: [127.0.0.1:9001]
+    outlier:
+      consecutive_failures: 1000
+      base_ejection: 250ms
+      max_ejection: 250ms
+      http_5xx: false
+  - name: two
+    endpoints: [127.0.0.1:9002]
+    outlier: {}
+  - name: three
+    endpoints: [127.0.0.1:9003]
+    outlier: { max_ejection: 1h }
+  - name: four
+    endpoints: [127.0.0.1:9004]
+)");
+  // http_5xx on a cluster that only a tcp listener uses is accepted: it has nothing to count.
+  ASSERT_TRUE(c.clusters[0].outlier.has_value());
+  const Outlier& one = *c.clusters[0].outlier;
+  EXPECT_EQ(one.consecutive_failures, 1000u);
+  EXPECT_EQ(one.base_ejection, 250ms);
+  EXPECT_EQ(one.max_ejection, 250ms);  // equal to base: every ejection lasts the same
+  EXPECT_FALSE(one.http_5xx);
+
+  ASSERT_TRUE(c.clusters[1].outlier.has_value());
+  const Outlier& two = *c.clusters[1].outlier;
+  EXPECT_EQ(two, Outlier{});
+  EXPECT_EQ(two.consecutive_failures, 5u);
+  EXPECT_EQ(two.base_ejection, 10s);
+  EXPECT_EQ(two.max_ejection, 5min);
+  EXPECT_TRUE(two.http_5xx);
+
+  EXPECT_EQ(c.clusters[2].outlier->base_ejection, 10s);
+  EXPECT_EQ(c.clusters[2].outlier->max_ejection, 1h);
+  EXPECT_EQ(c.clusters[3].outlier, std::nullopt);
+}
+
+TEST(Outlier, BadValuesNameTheirPositionAndKey) {
+  EXPECT_EQ(
+      errors_of(R"(
+listeners:
+  - { name: a, listen: 127.0.0.1:80, protocol: tcp, cluster: web }
+clusters:
+  - name: web
+    endpoints: [127.0.0.1:9001]
+    outlier: { consecutive_failures: 0, base_ejection: 0s, max_ejection: 10, http_5xx: yes }
+  - name: c1
+    endpoints: [127.0.0.1:9001]
+    outlier: { consecutive_failures: 1001 }
+  - name: c2
+    endpoints: [127.0.0.1:9001]
+    outlier: { base_ejection: 1m, max_ejection: 30s }
+  - name: c3
+    endpoints: [127.0.0.1:9001]
+    outlier: { base_ejection: 10m }
+  - name: c4
+    endpoints: [127.0.0.1:9001]
+    outlier: { max_ejection: 5s }
+  - name: c5
+    endpoints: [127.0.0.1:9001]
+    outlier:
+  - name: c6
+    endpoints: [127.0.0.1:9001]
+    outlier: { consecutive: 3 }
+)"),
+      (Lines{
+          R"(lb.yaml:6:38: clusters[0].outlier.consecutive_failures: must be between 1 and 1000, got 0)",
+          R"(lb.yaml:6:56: clusters[0].outlier.base_ejection: must be greater than 0)",
+          R"(lb.yaml:6:74: clusters[0].outlier.max_ejection: invalid duration "10" (expected a whole number followed by ms, s, m or h, e.g. 250ms or 30s))",
+          R"(lb.yaml:6:88: clusters[0].outlier.http_5xx: expected true or false, got "yes")",
+          R"(lb.yaml:9:38: clusters[1].outlier.consecutive_failures: must be between 1 and 1000, got 1001)",
+          R"(lb.yaml:12:49: clusters[2].outlier.max_ejection: must be at least base_ejection (30s < 1m))",
+          R"(lb.yaml:15:31: clusters[3].outlier.base_ejection: must not exceed max_ejection (10m > 5m, the default))",
+          R"(lb.yaml:18:30: clusters[4].outlier.max_ejection: must be at least base_ejection (5s < 10s))",
+          R"(lb.yaml:21:5: clusters[5].outlier: expected a map, got an empty value)",
+          R"(lb.yaml:24:16: clusters[6].outlier: unknown key "consecutive" (valid keys: consecutive_failures, base_ejection, max_ejection, http_5xx))",
+      }));
+}
+
+TEST(AdminToken, IsReadAndNeedsAnAdminListener) {
+  const Config c = load_ok(R"(
+admin:
+  listen: 127.0.0.1:9901
+  token: "Zm9v-bar_baz.~+/=!#$%&'*"
+listeners:
+  - { name: a, listen: 127.0.0.1:5000, protocol: tcp, cluster: web }
+)" + std::string(kOneCluster));
+  EXPECT_EQ(c.admin.token, "Zm9v-bar_baz.~+/=!#$%&'*");
+
+  EXPECT_EQ(errors_of(R"(
+admin: { token: abc }
+listeners:
+  - { name: a, listen: 127.0.0.1:5000, protocol: tcp, cluster: web }
+)" + std::string(kOneCluster)),
+            (Lines{
+                R"(lb.yaml:1:8: admin: missing required key "listen" (admin.token needs admin.listen))",
+            }));
+  EXPECT_EQ(errors_of(R"(
+admin: {}
+listeners:
+  - { name: a, listen: 127.0.0.1:5000, protocol: tcp, cluster: web }
+)" + std::string(kOneCluster)),
+            (Lines{R"(lb.yaml:1:8: admin: missing required key "listen")"}));
+}
+
+TEST(AdminToken, MustBePrintableAsciiWithoutSpacesAndIsNeverEchoed) {
+  auto errors_for = [](std::string_view token_yaml) {
+    return errors_of("admin:\n  listen: 127.0.0.1:9901\n  token: " + std::string(token_yaml) +
+                     "\nlisteners:\n  - { name: a, listen: 127.0.0.1:5000, protocol: tcp, "
+                     "cluster: web }\n" +
+                     std::string(kOneCluster));
+  };
+  EXPECT_EQ(errors_for(R"("")"), (Lines{R"(lb.yaml:3:10: admin.token: must not be empty)"}));
+  EXPECT_EQ(
+      errors_for(R"("Bearer secret")"),
+      (Lines{
+          R"(lb.yaml:3:10: admin.token: contains a space at character 7 (a token is printable ASCII without spaces: it is sent in an Authorization header))",
+      }));
+  EXPECT_EQ(
+      errors_for(R"("sec\tret")"),
+      (Lines{
+          R"(lb.yaml:3:10: admin.token: contains the byte 0x09 at character 4 (a token is printable ASCII without spaces: it is sent in an Authorization header))",
+      }));
+  EXPECT_EQ(
+      errors_for("\"s\u00e9cret\""),
+      (Lines{
+          R"(lb.yaml:3:10: admin.token: contains the byte 0xc3 at character 2 (a token is printable ASCII without spaces: it is sent in an Authorization header))",
+      }));
+  EXPECT_EQ(errors_for("[a, b]"),
+            (Lines{R"(lb.yaml:3:10: admin.token: expected a string, got a list)"}));
+}
+
+TEST(ShutdownReadyDelay, IsReadAndZeroIsAllowed) {
+  const std::string tail = R"(
+listeners:
+  - { name: a, listen: 127.0.0.1:5000, protocol: tcp, cluster: web }
+)" + std::string(kOneCluster);
+  EXPECT_EQ(load_ok("shutdown: { ready_delay: 5s, drain_timeout: 20s }" + tail).shutdown,
+            (ShutdownConfig{20s, 5s}));
+  EXPECT_EQ(load_ok("shutdown: { ready_delay: 0 }" + tail).shutdown.ready_delay, 0s);
+  EXPECT_EQ(
+      errors_of("shutdown: { ready_delay: 5 }" + tail),
+      (Lines{
+          R"(lb.yaml:1:26: shutdown.ready_delay: invalid duration "5" (expected a whole number followed by ms, s, m or h, e.g. 250ms or 30s))",
+      }));
+  EXPECT_EQ(errors_of("shutdown: { ready_dleay: 5s }" + tail),
+            (Lines{
+                R"(lb.yaml:1:13: shutdown: unknown key "ready_dleay" (did you mean "ready_delay"?))",
             }));
 }
 
