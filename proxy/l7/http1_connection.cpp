@@ -7,6 +7,8 @@
 
 #include "proxy/l7/http1_connection.hpp"
 
+#include <sys/socket.h>
+
 #include <cerrno>
 
 #include "proxy/core/relay.hpp"
@@ -61,6 +63,13 @@ class Http1Connection {
   friend class Http1Downstream;
 
   std::span<const char> client_rest() const { return {in_.data() + in_pos_, in_.size() - in_pos_}; }
+
+  /// Whether the client's socket holds bytes nobody has read yet (a peek; nothing is taken).
+  /// Only for the drain's decision on an idle connection, so it costs a syscall only then.
+  bool client_has_bytes() const {
+    char byte;
+    return ::recv(client_.fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+  }
 
   /// Makes a completed client read the current chunk. false: EOF.
   Result<bool> take_input(Result<Buffer> r) {
@@ -205,16 +214,22 @@ Task<HeadOutcome> Http1Connection::read_head(bool first) {
   for (;;) {
     if (client_rest().empty()) {
       in_ = Buffer();  // an idle connection holds no read buffer
+      in_pos_ = 0;
       if (!got_bytes && parser_) ParserCache<HttpRequestParser>::give(std::move(parser_), limits_);
-      if (!got_bytes && !first && env_.drain->started()) co_return HeadOutcome::kClosed;
+      const bool idle = !got_bytes && !first;
+      // Draining closes a connection idling between requests, unless its next request is in the
+      // socket already: the client sent it before it could know, and closing with it unread
+      // would reset the connection and lose a request lbd had received. It is served (its
+      // response says Connection: close).
+      if (idle && env_.drain->started() && !client_has_bytes()) co_return HeadOutcome::kClosed;
       // One read, awaited here rather than in a helper coroutine: an idle keep-alive
       // connection waits in this frame, and every frame level costs memory per connection.
-      const bool idle = !got_bytes && !first;
       const Duration limit = idle ? t.idle : deadline - Clock::now();
+      // Draining wakes a connection idling between requests, not one inside a request.
+      const bool wake_on_drain = idle && !env_.drain->started();
       Result<bool> r = errno_error(ETIMEDOUT);
       if (limit > Duration::zero()) {
-        // Draining wakes a connection idling between requests, not one inside a request.
-        CancelRegion drain(idle ? env_.drain->idle_wake() : nullptr);  // no frame while idle
+        CancelRegion drain(wake_on_drain ? env_.drain->idle_wake() : nullptr);  // no frame while idle
         r = take_input(co_await client_.read_pooled().with_timeout(limit));
       }
       if (!r) {
@@ -222,7 +237,9 @@ Task<HeadOutcome> Http1Connection::read_head(bool first) {
           co_await reject(408, "request head not complete within timeouts.header");
           co_return HeadOutcome::kRejected;
         }
-        co_return HeadOutcome::kClosed;  // idle keep-alive expiry, reset, drain
+        // Woken by the drain (once: the next read is not tied to it): the check above decides.
+        if (wake_on_drain && env_.drain->started() && r.error().is(ECANCELED)) continue;
+        co_return HeadOutcome::kClosed;  // idle keep-alive expiry, reset
       }
       if (!*r) {
         if (!parser_) co_return HeadOutcome::kClosed;  // closed between requests
