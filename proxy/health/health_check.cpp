@@ -29,10 +29,15 @@ CheckResult failure(const Error& e, std::string_view what, const config::HealthC
   return {false, std::string(what) + ": " + text};
 }
 
+/// The path the request asks for; "/" for an empty one (the loader requires a leading '/').
+std::string_view request_path(const config::HealthCheck& check) {
+  return check.path.empty() ? std::string_view("/") : std::string_view(check.path);
+}
+
 CheckResult status_verdict(int status, const config::HealthCheck& check) {
   bool expected = false;
   for (const config::StatusRange& range : check.expect_status) expected = expected || range.contains(status);
-  return {expected, "HTTP " + std::to_string(status) + " on " + check.path};
+  return {expected, "HTTP " + std::to_string(status) + " on " + std::string(request_path(check))};
 }
 
 /// Sends the check's GET on `stream` and reads until the final response head. Only the head
@@ -94,7 +99,7 @@ std::string check_request(const config::HealthCheck& check, const SocketAddress&
   std::string request;
   request.reserve(96 + check.path.size() + host.size());
   request += "GET ";
-  request += check.path.empty() ? "/" : check.path;
+  request += request_path(check);
   request += " HTTP/1.1\r\nHost: ";
   request += host;
   request += "\r\nUser-Agent: lbd-health-check\r\nConnection: close\r\n\r\n";
