@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "cmd/control.hpp"
 #include "cmd/logging.hpp"
 #include "config/config.hpp"
 #include "proxy/worker/proxy_worker.hpp"
@@ -24,6 +25,7 @@
 #include "runtime/runtime.hpp"
 #include "runtime/signal.hpp"
 #include "runtime/spawn.hpp"
+#include "runtime/timer.hpp"
 #include "runtime/worker.hpp"
 
 using namespace lbd;
@@ -61,7 +63,7 @@ Task<DriverInfo> driver_info_here() { co_return Runtime::current().driver_info()
 class Daemon {
  public:
   Daemon(const Options& opts, std::vector<std::unique_ptr<proxy::ProxyWorker>>* workers, WorkerPool* pool)
-      : opts_(opts), workers_(workers), pool_(pool) {}
+      : opts_(opts), workers_(workers), pool_(pool), control_(workers, pool) {}
 
   /// Installs `cfg` on every worker; returns the errors ("" when all went well).
   Task<std::string> apply_all(std::shared_ptr<const config::Config> cfg) {
@@ -96,8 +98,18 @@ class Daemon {
     }
   }
 
+  /// Runs until the daemon should exit; returns the exit code. The health checks and the admin
+  /// listener end with it.
   Task<int> run(std::shared_ptr<const config::Config> cfg, SignalSet* signals) {
+    int code = co_await serve(std::move(cfg), signals);
+    co_await control_.stop();
+    co_return code;
+  }
+
+ private:
+  Task<int> serve(std::shared_ptr<const config::Config> cfg, SignalSet* signals) {
     std::string errors = co_await apply_all(cfg);
+    if (errors.empty()) errors = control_.apply(cfg);
     if (!errors.empty()) {
       for (auto& line : split_lines(errors)) spdlog::error("{}", line);
       spdlog::error("lbd: cannot start; exiting");
@@ -105,6 +117,12 @@ class Daemon {
       co_return 1;
     }
     DriverInfo info = co_await pool_->mailbox(0).call([] { return driver_info_here(); });
+    proxy::ProcessReport& process = control_.process();
+    process.version = LBD_VERSION;
+    process.driver = info.name;
+    process.workers = pool_->size();
+    process.start_time = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    process.ready = true;
     spdlog::info("lbd {} started: config {}, {} worker(s), I/O driver {} ({}; {})", LBD_VERSION,
                  cfg->source_path, pool_->size(), info.name, info.reason, info.features);
     for (const auto& l : cfg->listeners) {
@@ -127,10 +145,14 @@ class Daemon {
           if (!loaded) {
             for (const auto& e : loaded.errors()) spdlog::error("reload: {}", e.to_string());
             spdlog::error("reload failed: keeping the running configuration");
+            ++process.reloads_failed;
             break;
           }
           auto next = std::make_shared<const config::Config>(std::move(loaded).value());
           std::string errs = co_await apply_all(next);
+          errs += control_.apply(next);
+          ++process.config_generation;
+          ++(errs.empty() ? process.reloads_ok : process.reloads_failed);
           if (!errs.empty()) {
             for (auto& line : split_lines(errs)) spdlog::error("reload: {}", line);
           }
@@ -153,6 +175,14 @@ class Daemon {
           cmd::reopen_logs();
           break;
         case SIGTERM: {
+          // /ready answers 503 from now on; with a ready_delay, lbd goes on serving and
+          // accepting meanwhile, so that a load balancer in front stops sending first.
+          process.draining = true;
+          if (cfg->shutdown.ready_delay > Duration::zero()) {
+            spdlog::info("SIGTERM: not ready; draining in {}ms (shutdown.ready_delay)",
+                         std::chrono::duration_cast<std::chrono::milliseconds>(cfg->shutdown.ready_delay).count());
+            co_await sleep_for(cfg->shutdown.ready_delay);
+          }
           auto limit = cfg->shutdown.drain_timeout;
           spdlog::info("SIGTERM: draining (up to {}ms)", std::chrono::duration_cast<std::chrono::milliseconds>(limit).count());
           co_await drain_all(limit);
@@ -169,7 +199,6 @@ class Daemon {
     }
   }
 
- private:
   static std::vector<std::string> split_lines(const std::string& text) {
     std::vector<std::string> out;
     std::size_t start = 0;
@@ -185,6 +214,7 @@ class Daemon {
   const Options& opts_;
   std::vector<std::unique_ptr<proxy::ProxyWorker>>* workers_;  // owned by main()
   WorkerPool* pool_;                                           // owned by main()
+  cmd::Control control_;  // health checks and the admin listener, on this thread
 };
 
 }  // namespace

@@ -444,7 +444,15 @@ TEST(ExampleConfig, LoadsAndItsDefaultMarkersAreTrue) {
   EXPECT_EQ(web->keepalive, Keepalive{});
   EXPECT_EQ(web->max_connections, ClusterConfig{}.max_connections);
   EXPECT_EQ(web->retries, ClusterConfig{}.retries);
-  EXPECT_EQ(web->health_check, HealthCheck{});
+  // The example checks over HTTP (type and path are its own); the rest is marked "(default)".
+  ASSERT_TRUE(web->health_check.has_value());
+  HealthCheck check = *web->health_check;
+  EXPECT_EQ(check.type, HealthCheckType::kHttp);
+  EXPECT_EQ(check.path, "/healthz");
+  check.type = HealthCheck{}.type;
+  check.path = HealthCheck{}.path;
+  EXPECT_EQ(check, HealthCheck{});
+  EXPECT_EQ(web->outlier, Outlier{});
 }
 
 // ---------------------------------------------------------------------------------------------

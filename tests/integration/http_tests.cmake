@@ -17,6 +17,7 @@ set(LBD_HTTP_INTEGRATION_TESTS
   http_streaming    # 100 MiB bodies both ways with flat memory, upgrade tunnels
   http_operations   # access log, SIGTERM drain, curl and h2load
   reload_under_load # ten reloads under keep-alive, per-connection and tcp load; SIGTERM drain of in-flight requests
+  health            # active checks, outlier ejection, 503 when all down, ready_delay
 )
 foreach(t IN LISTS LBD_HTTP_INTEGRATION_TESTS)
   lbd_add_test(integration_${t}_test
