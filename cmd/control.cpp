@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "proxy/admin/admin_server.hpp"
 
 namespace lbd::cmd {
 
@@ -30,17 +31,69 @@ void Control::on_health_change(const health::HealthChange& change) {
   }
 }
 
-std::string Control::apply(std::shared_ptr<const config::Config> cfg) {
+Task<std::string> Control::apply(std::shared_ptr<const config::Config> cfg) {
   cfg_ = std::move(cfg);
   checker_.apply(*cfg_);
-  // The admin server (proxy/admin) has not landed yet: say so rather than pretend to listen.
-  if (cfg_->admin.listen)
-    spdlog::warn("admin.listen {}: the admin listener is not served yet; nothing listens there",
-                 cfg_->admin.listen->to_string());
+  const std::optional<SocketAddress>& want = cfg_->admin.listen;
+  if (admin_ && want && admin_->address == *want) co_return std::string();  // token etc. are read per request
+  if (!want) {
+    if (admin_) spdlog::info("admin listener {} closed (admin.listen removed)", admin_->address.to_string());
+    co_await close_admin();
+    co_return std::string();
+  }
+  // Bound before the old one closes, so a typo in a reload does not leave the operator blind.
+  std::unique_ptr<AdminSite> next;
+  std::string error = open_admin(*want, &next);
+  if (!error.empty()) {
+    if (admin_) error += "; the admin listener stays on " + admin_->address.to_string();
+    co_return error + "\n";
+  }
+  co_await close_admin();
+  admin_ = std::move(next);
+  spdlog::info("admin listener on {} (/metrics /stats /status /healthz /ready)", admin_->address.to_string());
+  co_return std::string();
+}
+
+std::string Control::open_admin(const SocketAddress& address, std::unique_ptr<AdminSite>* site) {
+  ListenOptions opts;
+  opts.reuse_port = false;  // one admin listener per process: a second lbd must fail, not share it
+  opts.backlog = 64;
+  auto out = std::make_unique<AdminSite>();
+  out->address = address;
+  Result<void> bound;
+  if (address.is_unix()) {
+    auto l = UnixListener::bind(address, opts);
+    if (l) out->listener = std::make_unique<UnixListener>(std::move(*l));
+    else bound = l.error();
+  } else {
+    auto l = TcpListener::bind(address, opts);
+    if (l) out->listener = std::make_unique<TcpListener>(std::move(*l));
+    else bound = l.error();
+  }
+  if (!bound) {
+    std::string why = bound.error().message();
+    if (bound.error().is(EADDRINUSE)) why += " (another process is listening there)";
+    if (bound.error().is(EACCES) && !address.is_unix() && address.port() < 1024)
+      why += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)";
+    return "admin.listen: bind " + address.to_string() + ": " + why;
+  }
+  out->server.emplace(spawn(proxy::serve_admin(out->listener.get(), this, &out->stop)));
+  *site = std::move(out);
   return "";
 }
 
-Task<void> Control::stop() { co_await checker_.stop(); }
+Task<void> Control::close_admin() {
+  if (!admin_) co_return;
+  admin_->stop.cancel();
+  co_await *admin_->server;  // returns once its connections have closed
+  admin_->listener->close_listener();
+  admin_.reset();
+}
+
+Task<void> Control::stop() {
+  co_await close_admin();
+  co_await checker_.stop();
+}
 
 Task<proxy::Report> Control::report() {
   proxy::Report out;

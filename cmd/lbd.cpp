@@ -109,7 +109,10 @@ class Daemon {
  private:
   Task<int> serve(std::shared_ptr<const config::Config> cfg, SignalSet* signals) {
     std::string errors = co_await apply_all(cfg);
-    if (errors.empty()) errors = control_.apply(cfg);
+    if (errors.empty()) {
+      std::string control_errors = co_await control_.apply(cfg);  // a local first: GCC 12 (docs/architecture.md)
+      errors = control_errors;
+    }
     if (!errors.empty()) {
       for (auto& line : split_lines(errors)) spdlog::error("{}", line);
       spdlog::error("lbd: cannot start; exiting");
@@ -150,7 +153,8 @@ class Daemon {
           }
           auto next = std::make_shared<const config::Config>(std::move(loaded).value());
           std::string errs = co_await apply_all(next);
-          errs += control_.apply(next);
+          std::string control_errs = co_await control_.apply(next);
+          errs += control_errs;
           ++process.config_generation;
           ++(errs.empty() ? process.reloads_ok : process.reloads_failed);
           if (!errs.empty()) {

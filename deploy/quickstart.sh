@@ -37,6 +37,7 @@ hello="$build/runtime/examples/http_hello"
 summary="$("$lbd" -t --config "$config")" || { printf '%s\n' "$summary"; die "$config is not valid"; }
 printf '%s\n' "$summary"
 listeners="$(awk '$1 == "listener" {print $4, $3, $2}' <<<"$summary")"
+admin="$(sed -n 's/^.*, admin \([^ ,]*\).*$/\1/p' <<<"$summary" | head -n 1)"
 
 # --- 3. demo backends --------------------------------------------------------------------------
 pids=()     # the backends
@@ -80,6 +81,10 @@ while read -r proto addr name; do
           hint "curl http://$addr/" "the same TCP listener, relaying curl's bytes" ;;
   esac
 done <<<"$listeners"
+if [[ -n "$admin" && "$admin" != unix:* ]]; then
+  hint "curl http://$admin/metrics" "the admin listener: Prometheus metrics (also /stats, /ready)"
+  hint "http://$admin/status" "the live status page, in a browser"
+fi
 cat <<EOF
 Each answer names the backend that served it ("hello from backend-1").
 Ctrl-C stops lbd at once (SIGINT) and then the backends; SIGTERM to this script drains first,

@@ -2,7 +2,7 @@
 // leaves the rotation and comes back, once per process rather than once per worker; a cluster
 // with every endpoint down answers 503 at once (tcp: closes); a reload keeps what the checks
 // found; outlier detection ejects an endpoint that fails requests but never the last one; and
-// SIGTERM's ready_delay keeps serving before the drain. (The admin listener's tests come with it.)
+// SIGTERM's ready_delay keeps serving before the drain. (The admin listener is tested in admin_test.cpp.)
 
 #include <sys/socket.h>
 

@@ -18,6 +18,7 @@ set(LBD_HTTP_INTEGRATION_TESTS
   http_operations   # access log, SIGTERM drain, curl and h2load
   reload_under_load # ten reloads under keep-alive, per-connection and tcp load; SIGTERM drain of in-flight requests
   health            # active checks, outlier ejection, 503 when all down, ready_delay
+  admin             # /metrics (promtool), /stats, /ready on SIGTERM, drain/enable and the token, status page (Chromium), admin.listen on reload
 )
 foreach(t IN LISTS LBD_HTTP_INTEGRATION_TESTS)
   lbd_add_test(integration_${t}_test
@@ -29,6 +30,8 @@ foreach(t IN LISTS LBD_HTTP_INTEGRATION_TESTS)
     LBD_VERSION_EXPECTED="${PROJECT_VERSION}")
   add_dependencies(integration_${t}_test lbd)
 endforeach()
+find_package(nlohmann_json 3 REQUIRED)
+target_link_libraries(integration_admin_test PRIVATE nlohmann_json::nlohmann_json)
 # GCC 12 warns from inside libstdc++'s <regex> (-Wmaybe-uninitialized in std::function's move,
 # a false positive: GCC bug 105562) when this file is built with the sanitizers; the regexes are
 # the test's, the warning is not ours to fix.
