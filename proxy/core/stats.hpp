@@ -8,6 +8,20 @@
 
 namespace lbd::proxy {
 
+/// Responses by status class: [0] 1xx .. [4] 5xx.
+using StatusClassCounts = std::array<uint64_t, 5>;
+
+/// Counts a response of `status` (100..599) in its class; other values are not counted.
+inline void count_status(StatusClassCounts& counts, int status) {
+  if (status >= 100 && status < 600) ++counts[static_cast<std::size_t>(status / 100 - 1)];
+}
+
+/// Adds `from` into `to`, element by element (also for histograms).
+template <std::size_t N>
+void add_counts(std::array<uint64_t, N>& to, const std::array<uint64_t, N>& from) {
+  for (std::size_t i = 0; i < N; ++i) to[i] += from[i];
+}
+
 struct ListenerStats {
   uint64_t accepted = 0;           // connections accepted
   uint64_t active = 0;             // connections open now
@@ -25,12 +39,10 @@ struct ListenerStats {
   // HTTP listeners.
   uint64_t requests = 0;           // request heads received
   uint64_t http_errors = 0;        // requests answered by lbd itself (4xx/5xx)
-  std::array<uint64_t, 5> responses{};  // responses sent to clients by status class: [0] 1xx .. [4] 5xx
+  StatusClassCounts responses{};   // responses sent to clients by status class
 
   /// Counts a response of `status` (100..599) sent to a client.
-  void count_response(int status) {
-    if (status >= 100 && status < 600) ++responses[static_cast<std::size_t>(status / 100 - 1)];
-  }
+  void count_response(int status) { count_status(responses, status); }
 
   ListenerStats& operator+=(const ListenerStats& o) {
     accepted += o.accepted;
@@ -47,7 +59,7 @@ struct ListenerStats {
     upstream_errors += o.upstream_errors;
     requests += o.requests;
     http_errors += o.http_errors;
-    for (std::size_t i = 0; i < responses.size(); ++i) responses[i] += o.responses[i];
+    add_counts(responses, o.responses);
     return *this;
   }
 };
@@ -61,7 +73,7 @@ inline constexpr std::array<double, 11> kResponseTimeBounds = {0.005, 0.01, 0.02
 /// endpoint address), so they survive reloads that keep the endpoint.
 struct EndpointStats {
   uint64_t requests = 0;  // http: requests sent to the endpoint; tcp: sessions connected to it
-  std::array<uint64_t, 5> responses{};  // http: responses from the endpoint by class, [0] 1xx .. [4] 5xx
+  StatusClassCounts responses{};  // http: responses from the endpoint by class
   uint64_t connect_refused = 0;  // connects refused or reset
   uint64_t connect_timeout = 0;  // connects not answered within timeouts.connect
   uint64_t connect_other = 0;    // other connect errors
@@ -73,9 +85,7 @@ struct EndpointStats {
   std::array<uint64_t, kResponseTimeBounds.size() + 1> response_time{};
   double response_time_sum = 0;  // seconds
 
-  void count_response(int status) {
-    if (status >= 100 && status < 600) ++responses[static_cast<std::size_t>(status / 100 - 1)];
-  }
+  void count_response(int status) { count_status(responses, status); }
   void count_response_time(double seconds) {
     std::size_t b = 0;
     while (b < kResponseTimeBounds.size() && seconds > kResponseTimeBounds[b]) ++b;
@@ -85,13 +95,13 @@ struct EndpointStats {
 
   EndpointStats& operator+=(const EndpointStats& o) {
     requests += o.requests;
-    for (std::size_t i = 0; i < responses.size(); ++i) responses[i] += o.responses[i];
+    add_counts(responses, o.responses);
     connect_refused += o.connect_refused;
     connect_timeout += o.connect_timeout;
     connect_other += o.connect_other;
     failures += o.failures;
     ejections += o.ejections;
-    for (std::size_t i = 0; i < response_time.size(); ++i) response_time[i] += o.response_time[i];
+    add_counts(response_time, o.response_time);
     response_time_sum += o.response_time_sum;
     return *this;
   }
