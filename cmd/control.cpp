@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "proxy/admin/admin_server.hpp"
 
@@ -98,6 +99,8 @@ Task<void> Control::stop() {
 Task<proxy::Report> Control::report() {
   proxy::Report out;
   out.process = process_;
+  out.process.report_time =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   for (unsigned i = 0; i < pool_->size(); ++i) {
     proxy::ProxyWorker* w = (*workers_)[i].get();
     auto make = [w] { return report_of(w); };  // named: GCC 12 and lambdas in a co_await

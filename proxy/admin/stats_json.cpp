@@ -17,6 +17,7 @@ json process_json(const ProcessReport& p) {
           {"driver", p.driver},
           {"workers", p.workers},
           {"start_time", p.start_time},
+          {"time", p.report_time},
           {"config_generation", p.config_generation},
           {"reloads", {{"ok", p.reloads_ok}, {"failed", p.reloads_failed}}},
           {"ready", p.ready},

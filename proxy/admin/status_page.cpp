@@ -97,7 +97,7 @@ function renderProcess(p) {
   document.getElementById("version").textContent = p.version + " \u00b7 " + p.driver;
   var box = document.getElementById("process");
   box.textContent = "";
-  var items = [["workers", p.workers], ["uptime", duration(Date.now() / 1000 - p.start_time)],
+  var items = [["workers", p.workers], ["uptime", duration(p.time - p.start_time)],
                ["config generation", p.config_generation],
                ["reloads", p.reloads.ok + " ok, " + p.reloads.failed + " failed"],
                ["ready", p.ready ? "yes" : "no"], ["draining", p.draining ? "yes" : "no"]];
@@ -157,8 +157,10 @@ function renderCluster(c, dt) {
 }
 
 function render(stats) {
-  var now = Date.now();
-  var dt = previous ? (now - previous.t) / 1000 : 0;
+  // Rates use lbd's clock, not the browser's: a throttled background tab or a skewed client
+  // clock still gets the right figure (and so does a headless browser's virtual clock).
+  var now = stats.process.time;
+  var dt = previous ? now - previous.t : 0;
   renderProcess(stats.process);
   renderListeners(stats.listeners, dt);
   var box = document.getElementById("clusters");

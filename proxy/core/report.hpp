@@ -69,6 +69,7 @@ struct ProcessReport {
   std::string driver;            // "io_uring" | "epoll"
   unsigned workers = 0;
   double start_time = 0;         // seconds since the Unix epoch
+  double report_time = 0;        // when this report was gathered, seconds since the Unix epoch
   uint64_t config_generation = 1;  // 1 for the config lbd started with, +1 per successful reload
   uint64_t reloads_ok = 0;
   uint64_t reloads_failed = 0;

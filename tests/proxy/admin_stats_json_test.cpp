@@ -14,13 +14,16 @@ namespace {
 using nlohmann::json;
 
 TEST(AdminStatsJson, ParsesBackWithTheReportsFigures) {
-  json j = json::parse(render_json(test::small_report()));
+  Report report = test::small_report();
+  report.process.report_time = 1700003600.25;
+  json j = json::parse(render_json(report));
 
   const json& p = j.at("process");
   EXPECT_EQ(p.at("version"), "0.1.0");
   EXPECT_EQ(p.at("driver"), "io_uring");
   EXPECT_EQ(p.at("workers"), 2);
   EXPECT_DOUBLE_EQ(p.at("start_time").get<double>(), 1700000000.5);
+  EXPECT_DOUBLE_EQ(p.at("time").get<double>(), 1700003600.25);  // the page's clock for rates and uptime
   EXPECT_EQ(p.at("config_generation"), 3);
   EXPECT_EQ(p.at("reloads").at("ok"), 2);
   EXPECT_EQ(p.at("reloads").at("failed"), 1);

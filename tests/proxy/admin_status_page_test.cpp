@@ -75,9 +75,18 @@ Task<void> shows_states(FakeBackend* backend) {
 TEST_P(AdminStatusPageTest, ShowsEveryEndpointInItsReportedState) { run(shows_states(&backend_), 120s); }
 
 Task<void> refreshes(FakeBackend* backend) {
-  // The first /stats sample has 127.0.0.1:8081 UP, every later one DOWN.
+  // The first /stats sample has 127.0.0.1:8081 UP, every later one DOWN. lbd's clock says the
+  // samples are 4 s apart each time (the page asks every 2 s of the browser's virtual clock) and
+  // 4,936 more requests came in, so the rate is 1,234/s; by the browser's clock it would be 2,468.
+  Report& first = backend->reports[0];
+  first.process.report_time = 1700000100;
   Report later = test::small_report();
+  later.process.report_time = 1700000104;
   later.clusters[0].endpoints[0].down = true;
+  later.listeners[0].stats.requests = first.listeners[0].stats.requests + 4936;
+  backend->reports.push_back(later);
+  later.process.report_time += 4;  // the third sample: the same rate
+  later.listeners[0].stats.requests += 4936;
   backend->reports.push_back(later);
   AdminHarness h;
   CO_ASSERT_OK(h.start(backend));
@@ -90,6 +99,7 @@ Task<void> refreshes(FakeBackend* backend) {
   EXPECT_TRUE(r.output.find("data-samples=\"1\"") == std::string::npos &&
               r.output.find("data-samples=\"0\"") == std::string::npos)
       << "the page did not refresh";
+  EXPECT_NE(r.output.find(">1,234<"), std::string::npos) << "the request rate is not lbd's: " << r.output;
   {
     const bool ok = co_await h.stop();
     EXPECT_TRUE(ok);

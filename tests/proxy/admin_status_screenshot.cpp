@@ -26,6 +26,7 @@ std::vector<proxy::Report> samples() {
   std::vector<proxy::Report> out;
   for (int k = 0; k < 4; ++k) {
     proxy::Report r = base;
+    r.process.report_time = now + 2.0 * k;  // 2 s apart, whatever the browser's clock says
     const uint64_t per_listener[] = {2 * 1840, 2 * 610, 2 * 3};
     for (std::size_t i = 0; i < r.listeners.size(); ++i) {
       auto& s = r.listeners[i].stats;

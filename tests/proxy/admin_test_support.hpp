@@ -3,6 +3,7 @@
 // render — a small one with every endpoint state and hostile names, and a realistic one for the
 // status page's screenshot.
 
+#include <chrono>
 #include <string>
 #include <utility>
 #include <vector>
@@ -191,7 +192,10 @@ class FakeBackend final : public proxy::AdminBackend {
   Task<Report> report() override {
     std::size_t i = std::min<std::size_t>(static_cast<std::size_t>(report_calls), reports.size() - 1);
     ++report_calls;
-    co_return reports[i];
+    Report r = reports[i];
+    if (r.process.report_time == 0)  // as lbd does: the time it was gathered
+      r.process.report_time = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    co_return r;
   }
   bool ready() const override { return is_ready; }
   Task<AdminAnswer> set_endpoint(std::string cluster, std::string address, EndpointAction action) override {
