@@ -72,21 +72,13 @@ class AdminIt : public HttpTest {
     admin_port_ = free_port();
   }
 
-  /// An http listener "web" on port_ in front of cluster "web" (`endpoints`, `cluster_extra`
-  /// at 4 spaces), with the admin listener on admin_port_ and `admin_extra` (e.g. "token: x").
+  /// web_yaml (the harness) with the admin listener on admin_port_ and `admin_extra` (e.g. "token: x").
   std::string yaml(const std::vector<std::string>& endpoints, const std::string& cluster_extra = "",
                    const std::string& admin_extra = "", const std::string& top_extra = "", int workers = 2) const {
-    std::string y = "workers: " + std::to_string(workers) + "\n";
-    y += "log: { level: info, access_log: off }\n";
-    y += "admin: { listen: 127.0.0.1:" + std::to_string(admin_port_) + (admin_extra.empty() ? "" : ", ") +
-         admin_extra + " }\n";
-    y += top_extra;
-    y += "listeners:\n  - name: web\n    listen: 127.0.0.1:" + std::to_string(port_) +
-         "\n    protocol: http\n    cluster: web\n";
-    y += "clusters:\n  - name: web\n    endpoints:\n";
-    for (const auto& e : endpoints) y += "      - " + e + "\n";
-    y += cluster_extra;
-    return y;
+    std::string admin = "admin: { listen: 127.0.0.1:" + std::to_string(admin_port_);
+    if (!admin_extra.empty()) admin += ", " + admin_extra;
+    admin += " }\n";
+    return web_yaml(endpoints, cluster_extra, workers, admin + top_extra);
   }
   std::string start_with(const std::string& text) { return start_yaml(text, {port_, admin_port_}); }
 
@@ -114,23 +106,6 @@ class AdminIt : public HttpTest {
       for (const auto& e : c["endpoints"])
         if (e["address"] == address) return e["state"].get<std::string>();
     return "";
-  }
-  /// The bodies of `n` requests through the proxy, "<status>" for a non-200 one.
-  std::vector<std::string> bodies(int n) {
-    std::vector<std::string> out;
-    for (int i = 0; i < n; ++i) {
-      HttpMessage m = roundtrip(http_get("/", "a"));
-      if (m.status == 200) {
-        out.push_back(m.body);
-      } else {
-        std::string other = std::to_string(m.status);  // not "<" + ...: GCC 12's -Wrestrict false positive
-        out.push_back(other.insert(0, 1, '<').append(1, '>'));
-      }
-    }
-    return out;
-  }
-  static int count(const std::vector<std::string>& v, const std::string& x) {
-    return static_cast<int>(std::count(v.begin(), v.end(), x));
   }
 
   uint16_t admin_port_ = 0;

@@ -64,40 +64,11 @@ class CheckedBackend {
 
 class HealthIt : public HttpTest {
  protected:
-  /// An http listener on port_ in front of cluster "web" with `endpoints` and `cluster_extra`
-  /// lines (at 4 spaces).
   std::string yaml(const std::vector<std::string>& endpoints, const std::string& cluster_extra, int workers = 1,
                    const std::string& top_extra = "") const {
-    std::string y = "workers: " + std::to_string(workers) + "\n";
-    y += "log: { level: info, access_log: off }\n";
-    y += top_extra;
-    y += "listeners:\n  - name: web\n    listen: 127.0.0.1:" + std::to_string(port_) +
-         "\n    protocol: http\n    cluster: web\n";
-    y += "clusters:\n  - name: web\n    endpoints:\n";
-    for (const auto& e : endpoints) y += "      - " + e + "\n";
-    y += cluster_extra;
-    return y;
+    return web_yaml(endpoints, cluster_extra, workers, top_extra);
   }
-  std::string start_with(const std::string& text) {
-    return start_yaml(text, {port_});
-  }
-  /// Requests to the proxy; the bodies that came back (the backend ids), "<status>" for others.
-  std::vector<std::string> bodies(int n) {
-    std::vector<std::string> out;
-    for (int i = 0; i < n; ++i) {
-      HttpMessage m = roundtrip(http_get("/", "a"));
-      if (m.status == 200) {
-        out.push_back(m.body);
-      } else {
-        std::string other = std::to_string(m.status);
-        out.push_back(other.insert(0, 1, '<').append(1, '>'));
-      }
-    }
-    return out;
-  }
-  static int count(const std::vector<std::string>& v, const std::string& x) {
-    return static_cast<int>(std::count(v.begin(), v.end(), x));
-  }
+  std::string start_with(const std::string& text) { return start_yaml(text, {port_}); }
 
   void SetUp() override {
     HttpTest::SetUp();

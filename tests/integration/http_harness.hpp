@@ -8,6 +8,7 @@
 // precisely how a message ended (complete, cut short, malformed), because the tests assert
 // what lbd sent, not what a forgiving client would make of it.
 
+#include <algorithm>
 #include <sys/types.h>
 
 #include <atomic>
@@ -269,6 +270,39 @@ class HttpTest : public LbdTest {
     c.extra = std::move(cluster_extra);
     spec.clusters.push_back(c);
     return start_http(spec);
+  }
+
+  /// One http listener "web" on port_ in front of cluster "web" of `endpoints`, with
+  /// `cluster_extra` lines (at 4 spaces) and `top_extra` top-level lines; access log off.
+  std::string web_yaml(const std::vector<std::string>& endpoints, const std::string& cluster_extra = "",
+                       int workers = 1, const std::string& top_extra = "") const {
+    std::string y = "workers: " + std::to_string(workers) + "\n";
+    y += "log: { level: info, access_log: off }\n";
+    y += top_extra;
+    y += "listeners:\n  - name: web\n    listen: 127.0.0.1:" + std::to_string(port_) +
+         "\n    protocol: http\n    cluster: web\n";
+    y += "clusters:\n  - name: web\n    endpoints:\n";
+    for (const auto& e : endpoints) y += "      - " + e + "\n";
+    y += cluster_extra;
+    return y;
+  }
+  /// `n` GET / through the proxy, one connection each: the bodies that came back for 200s
+  /// (the backend ids, with id-answering backends), "<status>" for the others.
+  std::vector<std::string> bodies(int n) {
+    std::vector<std::string> out;
+    for (int i = 0; i < n; ++i) {
+      HttpMessage m = roundtrip(http_get("/", "a"));
+      if (m.status == 200) {
+        out.push_back(m.body);
+      } else {
+        std::string other = std::to_string(m.status);  // not "<" + ...: GCC 12's -Wrestrict false positive
+        out.push_back(other.insert(0, 1, '<').append(1, '>'));
+      }
+    }
+    return out;
+  }
+  static int count(const std::vector<std::string>& v, const std::string& x) {
+    return static_cast<int>(std::count(v.begin(), v.end(), x));
   }
 
   Fd client() { return connect_or_fail(port_); }

@@ -65,34 +65,35 @@ inline std::vector<std::string> chromium_args(const std::string& binary, const S
           "--user-data-dir=" + profile.path()};
 }
 
-/// Loads `url` and returns the DOM as serialized after `virtual_time_ms` of virtual time (see
-/// above). Fails (result.ok() false) when Chromium is missing, crashes or hangs.
-inline CommandResult chromium_dump_dom(const std::string& url, int virtual_time_ms = 5000,
-                                       std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+/// Loads `url` in a fresh profile with `flags` after the common ones, after `virtual_time_ms`
+/// of virtual time (see above). Fails (result.ok() false) when Chromium is missing, crashes or
+/// hangs past `limit`.
+inline CommandResult run_chromium(const std::string& url, std::vector<std::string> flags, int virtual_time_ms,
+                                  std::chrono::milliseconds limit) {
   std::string binary = find_chromium();
   if (binary.empty()) return CommandResult{false, false, -1, "", "chromium is not installed"};
   ScratchDir profile;
   std::vector<std::string> args = chromium_args(binary, profile);
   args.push_back("--virtual-time-budget=" + std::to_string(virtual_time_ms));
-  args.push_back("--dump-dom");
+  args.insert(args.end(), flags.begin(), flags.end());
   args.push_back(url);
   return run_command(args, {}, limit);
+}
+
+/// Loads `url` and returns the DOM as serialized after `virtual_time_ms` of virtual time.
+inline CommandResult chromium_dump_dom(const std::string& url, int virtual_time_ms = 5000,
+                                       std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+  return run_chromium(url, {"--dump-dom"}, virtual_time_ms, limit);
 }
 
 /// Saves a PNG of `url` as rendered in a `width` x `height` window to `png_path`.
 inline CommandResult chromium_screenshot(const std::string& url, const std::string& png_path, int width = 1200,
                                          int height = 800, int virtual_time_ms = 5000,
                                          std::chrono::milliseconds limit = std::chrono::seconds(60)) {
-  std::string binary = find_chromium();
-  if (binary.empty()) return CommandResult{false, false, -1, "", "chromium is not installed"};
-  ScratchDir profile;
-  std::vector<std::string> args = chromium_args(binary, profile);
-  args.push_back("--virtual-time-budget=" + std::to_string(virtual_time_ms));
-  args.push_back("--hide-scrollbars");
-  args.push_back("--window-size=" + std::to_string(width) + "," + std::to_string(height));
-  args.push_back("--screenshot=" + png_path);
-  args.push_back(url);
-  return run_command(args, {}, limit);
+  return run_chromium(url,
+                      {"--hide-scrollbars", "--window-size=" + std::to_string(width) + "," + std::to_string(height),
+                       "--screenshot=" + png_path},
+                      virtual_time_ms, limit);
 }
 
 }  // namespace lbd::test
