@@ -21,12 +21,25 @@
 # better of nginx and HAProxy. The proxy's CPU time is utime + stime from /proc/PID/stat (for
 # nginx: its worker process) over the measured window; its memory is VmRSS from /proc/PID/status.
 #
+# Load levels and backends (issue 11), for a, d and e: every round runs each backend of BACKENDS
+# ("ours": echo_server / http_hello on lbd's runtime; "foreign": c_echo_server, a plain C epoll
+# server, for a, and nginx with one worker and a 12-byte `return 200` for d and e, on
+# CLIENT_CPU). Per round and backend, first every proxy runs saturated (closed loop: loadgen
+# for a, wrk for d and e, or loadgen with SAT_CLIENT=loadgen); then, for each level L of LOADS,
+# the offered rate is L % of the better peer's saturated rate in that same round and backend
+# (the higher of nginx's and haproxy's; if neither ran, the highest of the proxies), and every
+# proxy of LOAD_PROXIES runs open-loop at that rate (bench/loadgen --rate; --http for d,
+# --http --new-connection for e). The level tables give each proxy's median CPU per unit of
+# work, p99 and achieved rate, and the median over rounds of its same-round ratio to the
+# better of nginx and haproxy, with the issue 11 targets marked.
+#
 # It is a benchmark, not a test: it reports figures, and exits non-zero only when runs could
 # not be made or a proxy misbehaved (errors, wrong bytes, dropped connections, a crash); the
 # report lists every such problem.
 #
 #   bench/proxy_compare.sh                         # DURATION=5 ROUNDS=3, all workloads
 #   WORKLOADS="a d" ROUNDS=1 bench/proxy_compare.sh
+#   QUICK=1 WORKLOADS="a d e" bench/proxy_compare.sh  # a first look: short, one round
 #
 # Environment:
 #   DURATION     measured seconds of a, d and e (default 5; "5s" works too)
@@ -47,9 +60,22 @@
 #                run: every workload gains lbd-uring@base and lbd-epoll@base, run by it with the
 #                same configs, in the same interleaved rounds
 #   PROXIES      only these proxies, e.g. "lbd-uring lbd-uring@base nginx haproxy" (default all)
+#   BACKENDS     backends of a, d and e (default "ours foreign"; see above)
+#   LOADS        levels of a, d and e in % of the better peer's saturated rate, and "sat"
+#                (default "25 50 75 sat"); the saturated runs always happen (the levels need
+#                them), "sat" only says whether the level tables show them
+#   LOAD_PROXIES the proxies that run at the levels and with the foreign backend (default
+#                "lbd-uring lbd-epoll nginx haproxy", plus the @base twins; the copy/splice and
+#                -ops variants run only saturated with our backend, as before)
+#   SAT_CLIENT   the closed-loop client of d and e: wrk (default, as before) or loadgen
+#   QUICK        1: DURATION=2 WARMUP=0.5 ROUNDS=1 LOADS="50 sat" BULK_BYTES=512MiB
+#                IDLE_CONNS=2000 unless they are set
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ "${QUICK:-0}" = 1 ]; then
+  : "${DURATION:=2}" "${WARMUP:=0.5}" "${ROUNDS:=1}" "${LOADS:=50 sat}" "${BULK_BYTES:=512MiB}" "${IDLE_CONNS:=2000}"
+fi
 DURATION="${DURATION:-5}"
 DURATION="${DURATION%s}"
 WARMUP="${WARMUP:-1}"
@@ -70,6 +96,17 @@ OUT_DIR="${OUT_DIR:-$BUILD_DIR/proxy_compare/$stamp}"
 RESULTS_DIR="${RESULTS_DIR:-$root/bench/results}"
 BASELINE_LBD="${BASELINE_LBD:-}"
 PROXIES="${PROXIES:-}"
+BACKENDS="${BACKENDS:-ours foreign}"
+LOADS="${LOADS:-25 50 75 sat}"
+LOAD_PROXIES="${LOAD_PROXIES:-lbd-uring lbd-uring@base lbd-epoll lbd-epoll@base nginx haproxy}"
+SAT_CLIENT="${SAT_CLIENT:-wrk}"
+for b in $BACKENDS; do
+  case "$b" in ours | foreign) ;; *) echo "proxy_compare: BACKENDS: unknown backend $b (ours foreign)" >&2; exit 1 ;; esac
+done
+for l in $LOADS; do
+  [[ "$l" == sat || "$l" =~ ^[0-9]+$ ]] || { echo "proxy_compare: LOADS: $l is neither a percentage nor sat" >&2; exit 1; }
+done
+case "$SAT_CLIENT" in wrk | loadgen) ;; *) echo "proxy_compare: SAT_CLIENT is wrk or loadgen" >&2; exit 1 ;; esac
 if [ -n "$BASELINE_LBD" ]; then
   BASELINE_LBD="$(realpath "$BASELINE_LBD")"
   [ -x "$BASELINE_LBD" ] || { echo "proxy_compare: BASELINE_LBD $BASELINE_LBD is not an executable" >&2; exit 1; }
@@ -129,14 +166,47 @@ for wl in "${!proxies_of[@]}"; do
   fi
   proxies_of[$wl]="${list# }"
 done
+# The proxies of the load levels and of the foreign backend: those of the workload that
+# LOAD_PROXIES names, in the workload's order.
+declare -A level_proxies_of=()
+for wl in a d e; do
+  kept=""
+  for name in ${proxies_of[$wl]}; do [[ " $LOAD_PROXIES " == *" $name "* ]] && kept+=" $name"; done
+  level_proxies_of[$wl]="${kept# }"
+done
 declare -A title_of=(
-  [a]="(a) L4 ping-pong, 64 connections x 128 B, to echo_server"
+  [a]="(a) L4 ping-pong, 64 connections x 128 B"
   [b]="(b) L4 bulk, $BULK_BYTES over one connection to a checking sink (one direction)"
   [c]="(c) L4 idle, $IDLE_CONNS connections held open through the proxy"
-  [d]="(d) L7 keep-alive, wrk -t1 -c64, http_hello backend"
-  [e]="(e) L7 new connection per request, wrk -t1 -c64 -H 'Connection: close', http_hello backend"
+  [d]="(d) L7 keep-alive, 64 connections"
+  [e]="(e) L7 new connection per request, 64 at a time"
   [f]="(f) L7 idle keep-alive, $IDLE_CONNS connections after one request each"
 )
+
+# What backend KIND (ours|foreign) of workload $1 is, for tables and logs.
+backend_label() {
+  case "$1:$2" in
+    a:ours) echo "echo_server (lbd runtime)" ;;
+    a:foreign) echo "c_echo_server (plain C, epoll)" ;;
+    *:ours) echo "http_hello (lbd runtime)" ;;
+    *:foreign) echo "nginx (1 worker, 12-byte return 200)" ;;
+  esac
+}
+# The client of a saturated run of workload $1, and of a run at an offered rate.
+sat_client() {
+  case "$1" in
+    a) echo "bench/loadgen, closed loop, 64 x 128 B" ;;
+    d) [ "$SAT_CLIENT" = wrk ] && echo "wrk -t1 -c64" || echo "bench/loadgen --http, closed loop, 64 connections" ;;
+    e) [ "$SAT_CLIENT" = wrk ] && echo "wrk -t1 -c64 -H 'Connection: close'" || echo "bench/loadgen --http --new-connection, closed loop, 64 at a time" ;;
+  esac
+}
+rate_client() {
+  case "$1" in
+    a) echo "bench/loadgen --rate, 64 x 128 B" ;;
+    d) echo "bench/loadgen --http --rate, 64 keep-alive connections" ;;
+    e) echo "bench/loadgen --http --new-connection --rate, at most 64 in flight" ;;
+  esac
+}
 
 # --- packages -------------------------------------------------------------------------------
 # The bootstrap script's "bench" set brings the build packages, the test packages (GoogleTest:
@@ -164,7 +234,7 @@ build() {
   for attempt in 1 2 3 4 5; do
     if cmake -S "$root" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLBD_BUILD_TESTS=OFF \
          -DLBD_BUILD_BENCH=ON >"$OUT_DIR/cmake.log" 2>&1 &&
-       cmake --build "$BUILD_DIR" --target lbd loadgen proxy_peer echo_server http_hello >>"$OUT_DIR/cmake.log" 2>&1; then
+       cmake --build "$BUILD_DIR" --target lbd loadgen proxy_peer echo_server http_hello c_echo_server >>"$OUT_DIR/cmake.log" 2>&1; then
       return 0
     fi
     log "build attempt $attempt failed (see $OUT_DIR/cmake.log); retrying in 60s"
@@ -263,17 +333,51 @@ launch() {
 }
 
 # --- backends -------------------------------------------------------------------------------
-# start_backend KIND LOG: echo (echo_server), sink, hold (proxy_peer), http (http_hello).
-# Sets backend_pid and backend_port.
+# The HTTP backend that is not ours: nginx, one worker, a 12-byte body from `return`, no
+# logging, keep-alive for as long as the proxies keep their upstream connections. Its files
+# live apart from the proxy nginx's.
+write_nginx_backend_config() {
+  local port="$1" dir="$tmp/backend-nginx"
+  mkdir -p "$dir"
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+worker_rlimit_nofile 20000;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  client_body_temp_path $dir/body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+  keepalive_timeout 60s;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$port;
+    default_type text/plain;
+    location / { return 200 "hello world\n"; }
+  }
+}
+EOF
+  echo "$dir/nginx.conf"
+}
+
+# start_backend KIND LOG: echo (echo_server), cecho (c_echo_server), sink, hold (proxy_peer),
+# http (http_hello), nginx (nginx as an HTTP backend). Sets backend_pid and backend_port.
 start_backend() {
   local kind="$1" logf="$2" try cmd
   for try in 1 2 3 4 5; do
     backend_port="$(free_port)" || die "no free loopback port"
     case "$kind" in
       echo) cmd=("$BUILD_DIR/runtime/examples/echo_server" --port "$backend_port") ;;
+      cecho) cmd=("$BUILD_DIR/bench/c_echo_server" --port "$backend_port") ;;
       sink) cmd=("$BUILD_DIR/bench/proxy_peer" sink --port "$backend_port") ;;
       hold) cmd=("$BUILD_DIR/bench/proxy_peer" hold-server --port "$backend_port") ;;
       http) cmd=("$BUILD_DIR/runtime/examples/http_hello" --port "$backend_port" --id backend) ;;
+      nginx) cmd=(nginx -p "$tmp/backend-nginx/" -c "$(write_nginx_backend_config "$backend_port")") ;;
     esac
     launch "$CLIENT_CPU" "$logf" "${cmd[@]}"
     backend_pid=$launched_pid
@@ -517,26 +621,48 @@ problem() {
 # --- workloads ------------------------------------------------------------------------------
 # Each run_X appends "X proxy round key=value ..." to $results.
 
-run_a() {  # ping-pong through the proxy to echo_server
-  local name="$1" round="$2" tag="a.$1.r$2"
-  start_backend echo "$OUT_DIR/$tag.backend.log"
-  start_proxy "$name" l4 "$backend_port" "$tag"
-  local out rc=0
-  out="$(on_client "$BUILD_DIR/bench/loadgen" --target "127.0.0.1:$proxy_port" --connections 64 --size 128 \
-           --duration "$DURATION" --warmup "$WARMUP" --server-pid "$proxy_pid" 2>&1)" || rc=$?
-  echo "$out" >"$OUT_DIR/$tag.client.log"
-  stop_proxy "$name" "$tag"
-  stop_pid "$backend_pid"
-  local line
+# Appends the result line of a loadgen run (output $5, exit status $6) to $results as series
+# $1, proxy $2, round $3; $4 is the run's tag. Units: a message or a request.
+record_loadgen() {
+  local series="$1" name="$2" round="$3" tag="$4" out="$5" rc="$6" line
   line="$(grep '^result ' <<<"$out" || true)"
   if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
     problem "$tag: loadgen through $name failed (exit $rc): $(grep -v '^result ' <<<"$out" | tail -2 | tr '\n' ' ')"
     [ -z "$line" ] && return 0
   fi
-  echo "a $name $round rate=$(kv msgs_per_s "$line") cpu=$(kv server_cpu_us_per_msg "$line")" \
-       "util=$(kv server_cpu_util "$line") p99=$(kv p99_us "$line")" \
-       "errors=$(( $(kv mismatches "$line") + $(kv io_errors "$line") ))" >>"$results"
+  echo "$series $name $round rate=$(kv rate "$line") cpu=$(kv server_cpu_us_per_msg "$line")" \
+       "util=$(kv server_cpu_util "$line") p99=$(kv p99_us "$line") p999=$(kv p999_us "$line")" \
+       "offered=$(kv rate_offered "$line") late=$(kv late "$line") errors=$(kv errors "$line")" >>"$results"
   log "$tag: $(grep '^loadgen: ' <<<"$out" | sed 's/^loadgen: [^ ]* //')"
+}
+
+# The tag of a run: its series (workload:backend:level) and proxy and round, for file names.
+# Today's runs (our backend, saturated) keep their old names.
+run_tag() {
+  local series="$1" name="$2" round="$3"
+  case "$series" in
+    *:ours:sat) echo "${series%%:*}.$name.r$round" ;;
+    *) echo "${series//:/.}.$name.r$round" ;;
+  esac
+}
+
+# run_a NAME ROUND [SERIES BACKEND RATE]: ping-pong through the proxy to an echo backend
+# (echo_server, or c_echo_server for "foreign"); closed loop, or open loop at RATE msg/s.
+run_a() {
+  local name="$1" round="$2" series="${3:-a:ours:sat}" backend="${4:-ours}" rate="${5:-}" tag
+  tag="$(run_tag "$series" "$name" "$round")"
+  local kind=echo
+  [ "$backend" = foreign ] && kind=cecho
+  start_backend "$kind" "$OUT_DIR/$tag.backend.log"
+  start_proxy "$name" l4 "$backend_port" "$tag"
+  local out rc=0 open_loop=()
+  [ -n "$rate" ] && open_loop=(--rate "$rate")
+  out="$(on_client "$BUILD_DIR/bench/loadgen" --target "127.0.0.1:$proxy_port" --connections 64 --size 128 \
+           --duration "$DURATION" --warmup "$WARMUP" --server-pid "$proxy_pid" "${open_loop[@]}" 2>&1)" || rc=$?
+  echo "$out" >"$OUT_DIR/$tag.client.log"
+  stop_proxy "$name" "$tag"
+  stop_pid "$backend_pid"
+  record_loadgen "$series" "$name" "$round" "$tag" "$out" "$rc"
 }
 
 run_b() {  # bulk: BULK_BYTES one way to a checking sink
@@ -639,30 +765,56 @@ run_idle() {
   log "$tag: RSS $rss0 -> $rss1 KiB with $est connections: $per B per idle connection (settled in ${settle_s}s)"
 }
 
-# wrk through an L7 proxy: d keep-alive, e Connection: close.
+# -ops proxies: Prometheus' way, one GET /metrics a second, from the client's CPU, while the
+# measured load runs. Sets scraper (empty when there is none).
+start_scraper() {
+  scraper=""
+  [[ "$1" == *-ops ]] || return 0
+  on_client bash -c "while sleep 1; do curl -s -o /dev/null http://127.0.0.1:$admin_port/metrics; done" &
+  scraper=$!
+}
+stop_scraper() {
+  if [ -n "${scraper:-}" ]; then kill "$scraper" 2>/dev/null || true; wait "$scraper" 2>/dev/null || true; fi
+  scraper=""
+}
+
 latency_us() {  # "1.23ms" -> 1230
   awk -v v="$1" 'BEGIN {
     n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
     if (u == "us") print n; else if (u == "ms") print n * 1000; else if (u == "s") print n * 1e6;
     else if (u == "m") print n * 6e7; else print "nan" }'
 }
+# run_wrk WL NAME ROUND [SERIES BACKEND RATE]: an L7 run, d keep-alive or e Connection: close,
+# to http_hello or (BACKEND foreign) nginx. Saturated: wrk (or loadgen with SAT_CLIENT=loadgen);
+# with RATE: loadgen --http at RATE requests/s.
 run_wrk() {
-  local wl="$1" name="$2" round="$3" tag="$1.$2.r$3" hdr=()
+  local wl="$1" name="$2" round="$3" series="${4:-$1:ours:sat}" backend="${5:-ours}" rate="${6:-}" tag hdr=()
+  tag="$(run_tag "$series" "$name" "$round")"
   [ "$wl" = e ] && hdr=(-H 'Connection: close')
-  start_backend http "$OUT_DIR/$tag.backend.log"
+  local kind=http
+  [ "$backend" = foreign ] && kind=nginx
+  start_backend "$kind" "$OUT_DIR/$tag.backend.log"
   start_proxy "$name" l7 "$backend_port" "$tag"
   local url="http://127.0.0.1:$proxy_port/" out rc=0 c0 c1
-  on_client wrk -t1 -c64 -d"${WARMUP}s" "${hdr[@]}" "$url" >"$OUT_DIR/$tag.warmup.log" 2>&1 || true
-  local scraper=""
-  if [[ "$name" == *-ops ]]; then
-    # Prometheus' way: one GET /metrics a second, from the client's CPU.
-    on_client bash -c "while sleep 1; do curl -s -o /dev/null http://127.0.0.1:$admin_port/metrics; done" &
-    scraper=$!
+  if [ -n "$rate" ] || [ "$SAT_CLIENT" = loadgen ]; then
+    local args=(--http --connections 64 --duration "$DURATION" --warmup "$WARMUP" --server-pid "$proxy_pid")
+    [ "$wl" = e ] && args+=(--new-connection)
+    [ -n "$rate" ] && args+=(--rate "$rate")
+    start_scraper "$name"
+    out="$(on_client "$BUILD_DIR/bench/loadgen" --target "127.0.0.1:$proxy_port" "${args[@]}" 2>&1)" || rc=$?
+    stop_scraper
+    echo "$out" >"$OUT_DIR/$tag.client.log"
+    stop_proxy "$name" "$tag"
+    stop_pid "$backend_pid"
+    record_loadgen "$series" "$name" "$round" "$tag" "$out" "$rc"
+    return 0
   fi
+  on_client wrk -t1 -c64 -d"${WARMUP}s" "${hdr[@]}" "$url" >"$OUT_DIR/$tag.warmup.log" 2>&1 || true
+  start_scraper "$name"
   c0="$(cpu_us "$proxy_pid")"
   out="$(on_client wrk -t1 -c64 -d"${DURATION}s" --latency "${hdr[@]}" "$url" 2>&1)" || rc=$?
   c1="$(cpu_us "$proxy_pid")"
-  if [ -n "$scraper" ]; then kill "$scraper" 2>/dev/null || true; wait "$scraper" 2>/dev/null || true; fi
+  stop_scraper
   echo "$out" >"$OUT_DIR/$tag.client.log"
   stop_proxy "$name" "$tag"
   stop_pid "$backend_pid"
@@ -682,18 +834,58 @@ run_wrk() {
   fi
   local cpu
   cpu="$(awk -v a="$c0" -v b="$c1" -v n="$reqs" 'BEGIN { printf "%.3f", (b - a) / n }')"
-  echo "$wl $name $round rate=$rps cpu=$cpu util=$(awk -v a="$c0" -v b="$c1" -v d="$DURATION" 'BEGIN { printf "%.3f", (b - a) / (d * 1e6) }')" \
+  echo "$series $name $round rate=$rps cpu=$cpu util=$(awk -v a="$c0" -v b="$c1" -v d="$DURATION" 'BEGIN { printf "%.3f", (b - a) / (d * 1e6) }')" \
        "p99=$p99 errors=$(( ${errs:-0} + ${non2xx:-0} ))" >>"$results"
   log "$tag: $rps req/s, p99 ${p99} us, proxy CPU $cpu us/request, errors ${errs:-0}, non-2xx ${non2xx:-0}"
 }
 
+# run_one WL NAME ROUND [SERIES BACKEND RATE]; the last three only for a, d and e.
 run_one() {
   case "$1" in
-    a) run_a "$2" "$3" ;;
+    a) run_a "$2" "$3" "${4:-}" "${5:-}" "${6:-}" ;;
     b) run_b "$2" "$3" ;;
     c | f) run_idle "$1" "$2" "$3" ;;
-    d | e) run_wrk "$1" "$2" "$3" ;;
+    d | e) run_wrk "$1" "$2" "$3" "${4:-}" "${5:-}" "${6:-}" ;;
   esac
+}
+
+# The saturated rate the levels of series $1 (WL:BACKEND:sat) are relative to in round $2: the
+# higher of nginx's and haproxy's; the highest of any proxy when neither ran; nan when none did.
+peer_rate() {
+  awk -v s="$1" -v r="$2" '
+    $1 == s && $3 == r { v = 0; for (i = 4; i <= NF; i++) if ($i ~ /^rate=/) v = substr($i, 6) + 0
+                         if (($2 == "nginx" || $2 == "haproxy") && v > peer) peer = v
+                         if (v > any) any = v }
+    END { if (peer > 0) print peer; else if (any > 0) print any; else print "nan" }' "$results"
+}
+
+# One round of workload $1 (a, d or e) in round $2: for every backend, first every proxy
+# saturated, then every level of LOADS at that percentage of this round's peer_rate. The order
+# of the proxies rotates each round, as for the other workloads.
+run_levels_round() {
+  local wl="$1" round="$2" backend best level rate k names=() sat_names=()
+  read -r -a names <<<"${level_proxies_of[$wl]}"
+  for backend in $BACKENDS; do
+    if [ "$backend" = ours ]; then read -r -a sat_names <<<"${proxies_of[$wl]}"; else sat_names=("${names[@]+"${names[@]}"}"); fi
+    [ ${#sat_names[@]} -gt 0 ] || continue
+    for ((k = 0; k < ${#sat_names[@]}; ++k)); do
+      run_one "$wl" "${sat_names[$(( (k + round - 1) % ${#sat_names[@]} ))]}" "$round" "$wl:$backend:sat" "$backend"
+    done
+    [ ${#names[@]} -gt 0 ] || continue
+    best="$(peer_rate "$wl:$backend:sat" "$round")"
+    if [ "$best" = nan ]; then
+      problem "$wl round $round, backend $backend: no saturated rate to derive the load levels from"
+      continue
+    fi
+    for level in $LOADS; do
+      [ "$level" = sat ] && continue
+      rate="$(awk -v b="$best" -v l="$level" 'BEGIN { printf "%.0f", b * l / 100 }')"
+      log "$wl round $round, backend $backend: level $level % = $rate/s of the better peer's saturated $best/s"
+      for ((k = 0; k < ${#names[@]}; ++k)); do
+        run_one "$wl" "${names[$(( (k + round - 1) % ${#names[@]} ))]}" "$round" "$wl:$backend:$level" "$backend" "$rate"
+      done
+    done
+  done
 }
 
 # --- report ---------------------------------------------------------------------------------
@@ -722,16 +914,16 @@ fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "nan" || v == "") print "n/a";
 rounds_of() { grep -c "^$1 $2 " "$results" || true; }
 
 report_a() {
-  local best name cpu r
-  best="$(best_of a cpu)"
+  local sr="${1:-a:ours:sat}" best name cpu r
+  best="$(best_of "$sr" cpu)"
   echo "| proxy | msgs/s | proxy CPU µs/msg | (rounds) | vs better of nginx/haproxy | proxy CPU util | p99 µs | target | met |"
   echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
   for name in ${proxies_of[a]}; do
-    cpu="$(med_of a "$name" cpu)"
+    cpu="$(med_of "$sr" "$name" cpu)"
     r="$(ratio "$cpu" "$best")"
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of a "$name" rate)" %.0f)" \
-      "$(fmt "$cpu" %.2f)" "$(range_of a "$name" cpu %.1f)" "$r" "$(fmt "$(awk -v u="$(med_of a "$name" util)" 'BEGIN { print u * 100 }')" %.0f%%)" \
-      "$(fmt "$(med_of a "$name" p99)" %.0f)" "$([[ $name == lbd* ]] && echo '<= 0.75x' || echo '(baseline)')" \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of "$sr" "$name" rate)" %.0f)" \
+      "$(fmt "$cpu" %.2f)" "$(range_of "$sr" "$name" cpu %.1f)" "$r" "$(fmt "$(awk -v u="$(med_of "$sr" "$name" util)" 'BEGIN { print u * 100 }')" %.0f%%)" \
+      "$(fmt "$(med_of "$sr" "$name" p99)" %.0f)" "$([[ $name == lbd* ]] && echo '<= 0.75x' || echo '(baseline)')" \
       "$([[ $name == lbd* ]] && meets "$r" 0.75)"
   done
 }
@@ -767,14 +959,14 @@ report_idle() {
 }
 
 report_d() {
-  local best bestp name cpu r p99 rp
-  best="$(best_of d cpu)"
-  bestp="$(best_of d p99)"
+  local sr="${1:-d:ours:sat}" best bestp name cpu r p99 rp
+  best="$(best_of "$sr" cpu)"
+  bestp="$(best_of "$sr" p99)"
   echo "| proxy | requests/s | p99 µs | p99 vs better | proxy CPU µs/request | (rounds) | vs better of nginx/haproxy | proxy CPU util | target | met |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"
   for name in ${proxies_of[d]}; do
-    cpu="$(med_of d "$name" cpu)"
-    p99="$(med_of d "$name" p99)"
+    cpu="$(med_of "$sr" "$name" cpu)"
+    p99="$(med_of "$sr" "$name" p99)"
     r="$(ratio "$cpu" "$best")"
     rp="$(ratio "$p99" "$bestp")"
     local target="(baseline)" met=""
@@ -782,17 +974,17 @@ report_d() {
       target="CPU <= 0.75x, p99 <= 1.00x"
       met="$(awk -v a="$(meets "$r" 0.75)" -v b="$(meets "$rp" 1.0)" 'BEGIN { print (a == "yes" && b == "yes") ? "yes" : "**no**" }')"
     fi
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of d "$name" rate)" %.0f)" \
-      "$(fmt "$p99" %.0f)" "$rp" "$(fmt "$cpu" %.2f)" "$(range_of d "$name" cpu %.1f)" "$r" \
-      "$(fmt "$(awk -v u="$(med_of d "$name" util)" 'BEGIN { print u * 100 }')" %.0f%%)" "$target" "$met"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of "$sr" "$name" rate)" %.0f)" \
+      "$(fmt "$p99" %.0f)" "$rp" "$(fmt "$cpu" %.2f)" "$(range_of "$sr" "$name" cpu %.1f)" "$r" \
+      "$(fmt "$(awk -v u="$(med_of "$sr" "$name" util)" 'BEGIN { print u * 100 }')" %.0f%%)" "$target" "$met"
   done
   # The operator's overhead: -ops against the same lbd in the same round (target <= 1.03x).
   local io ops paired
   for io in uring epoll; do
     ops="lbd-$io-ops"
     [[ " ${proxies_of[d]} " == *" $ops "* ]] || continue
-    paired="$(awk -v p="lbd-$io" -v o="$ops" '
-      $1 == "d" { for (i = 4; i <= NF; i++) if ($i ~ /^cpu=/) { c = substr($i, 5) }
+    paired="$(awk -v s="$sr" -v p="lbd-$io" -v o="$ops" '
+      $1 == s { for (i = 4; i <= NF; i++) if ($i ~ /^cpu=/) { c = substr($i, 5) }
                   if ($2 == p) plain[$3] = c; if ($2 == o) with[$3] = c }
       END { for (r in with) if ((r in plain) && plain[r] > 0) print with[r] / plain[r] }' "$results" | median)"
     echo
@@ -801,43 +993,117 @@ report_d() {
 }
 
 report_e() {
-  local best name cpu r
-  best="$(best_of e cpu)"
+  local sr="${1:-e:ours:sat}" best name cpu r
+  best="$(best_of "$sr" cpu)"
   echo "| proxy | requests/s | proxy CPU µs/request | (rounds) | vs better of nginx/haproxy | proxy CPU util | p99 µs | target | met |"
   echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
   for name in ${proxies_of[e]}; do
-    cpu="$(med_of e "$name" cpu)"
+    cpu="$(med_of "$sr" "$name" cpu)"
     r="$(ratio "$cpu" "$best")"
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of e "$name" rate)" %.0f)" \
-      "$(fmt "$cpu" %.2f)" "$(range_of e "$name" cpu %.1f)" "$r" "$(fmt "$(awk -v u="$(med_of e "$name" util)" 'BEGIN { print u * 100 }')" %.0f%%)" \
-      "$(fmt "$(med_of e "$name" p99)" %.0f)" "$([[ $name == lbd* ]] && echo '<= 0.85x' || echo '(baseline)')" \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of "$sr" "$name" rate)" %.0f)" \
+      "$(fmt "$cpu" %.2f)" "$(range_of "$sr" "$name" cpu %.1f)" "$r" "$(fmt "$(awk -v u="$(med_of "$sr" "$name" util)" 'BEGIN { print u * 100 }')" %.0f%%)" \
+      "$(fmt "$(med_of "$sr" "$name" p99)" %.0f)" "$([[ $name == lbd* ]] && echo '<= 0.85x' || echo '(baseline)')" \
       "$([[ $name == lbd* ]] && meets "$r" 0.85)"
+  done
+}
+
+# The median over rounds of proxy $2's key $3 over the better (lower) of nginx's and haproxy's
+# in the same round of series $1: each round's ratio first, then the median (as report_d's
+# -ops ratio), so that a round where the whole machine was slower cancels out.
+same_round_ratio() {
+  awk -v s="$1" -v p="$2" -v k="$3" '
+    $1 == s { v = ""; for (i = 4; i <= NF; i++) if (index($i, k "=") == 1) v = substr($i, length(k) + 2)
+              if (v == "" || v == "nan" || v + 0 <= 0) next
+              if ($2 == p) mine[$3] = v + 0
+              if (($2 == "nginx" || $2 == "haproxy") && (!($3 in peer) || v + 0 < peer[$3])) peer[$3] = v + 0 }
+    END { for (r in mine) if (r in peer) print mine[r] / peer[r] }' "$results" | median
+}
+# Issue 11's CPU target for proxy $1 in workload $2 (a ratio), or empty for the peers.
+level_target() {
+  case "$1" in
+    lbd-uring*) [ "$2" = e ] && echo 0.85 || echo 0.75 ;;
+    lbd-epoll*) echo 1.0 ;;
+  esac
+}
+
+# report_levels WL BACKEND: a table per workload and backend, one row per level and proxy.
+# Counts the lbd rows that meet their target into levels_met / levels_rows.
+report_levels() {
+  local wl="$1" backend="$2" level sr name cpu r p99 rp t met offered
+  echo "| level | offered /s | proxy | achieved /s | proxy CPU µs/unit | (rounds) | vs better of nginx/haproxy (same-round median) | p99 µs | p99 vs better (same-round median) | late > 1 ms | target | met |"
+  echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|"
+  for level in $LOADS; do
+    sr="$wl:$backend:$level"
+    for name in ${level_proxies_of[$wl]}; do
+      [ "$(rounds_of "$sr" "$name")" -gt 0 ] || continue
+      cpu="$(med_of "$sr" "$name" cpu)"
+      p99="$(med_of "$sr" "$name" p99)"
+      r="$(ratio "$(same_round_ratio "$sr" "$name" cpu)" 1)"
+      rp="$(ratio "$(same_round_ratio "$sr" "$name" p99)" 1)"
+      if [ "$level" = sat ]; then offered="closed loop"; else offered="$(fmt "$(med_of "$sr" "$name" offered)" %.0f)"; fi
+      t="$(level_target "$name" "$wl")"
+      met=""
+      if [ -n "$t" ]; then
+        met="$(meets "$r" "$t")"
+        # (a) and (d): p99 no worse than the better peer's too.
+        if [ "$wl" != e ] && [ "$met" = yes ]; then met="$(meets "$rp" 1.0)"; fi
+        levels_rows=$((levels_rows + 1))
+        [ "$met" = yes ] && levels_met=$((levels_met + 1))
+        if [ "$wl" = e ]; then t="CPU <= ${t}x"; else t="CPU <= ${t}x, p99 <= 1.00x"; fi
+      else
+        t="(baseline)"
+      fi
+      printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$level" "$offered" "$name" \
+        "$(fmt "$(med_of "$sr" "$name" rate)" %.0f)" "$(fmt "$cpu" %.2f)" "$(range_of "$sr" "$name" cpu %.1f)" "$r" \
+        "$(fmt "$p99" %.0f)" "$rp" "$([ "$level" = sat ] && echo n/a || fmt "$(med_of "$sr" "$name" late)" %.0f)" "$t" "$met"
+    done
   done
 }
 
 report() {
   echo "# Proxy comparison: lbd vs nginx vs HAProxy"
   echo
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); command: \`DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS WORKLOADS=\"$WORKLOADS\" BULK_BYTES=$BULK_BYTES IDLE_CONNS=$IDLE_CONNS L7_POOL=$L7_POOL${BASELINE_LBD:+ BASELINE_LBD=$BASELINE_LBD}${PROXIES:+ PROXIES=\"$PROXIES\"} bench/proxy_compare.sh\`"
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); command: \`DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS WORKLOADS=\"$WORKLOADS\" BACKENDS=\"$BACKENDS\" LOADS=\"$LOADS\" SAT_CLIENT=$SAT_CLIENT BULK_BYTES=$BULK_BYTES IDLE_CONNS=$IDLE_CONNS L7_POOL=$L7_POOL${BASELINE_LBD:+ BASELINE_LBD=$BASELINE_LBD}${PROXIES:+ PROXIES=\"$PROXIES\"} bench/proxy_compare.sh\`"
   echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), kernel $(uname -r)"
   echo "- load average at start: $load_start; at end: $(cut -d' ' -f1-3 /proc/loadavg); nice $NICE in a session of its own: $(cat /proc/self/autogroup 2>/dev/null || echo 'no autogroup')"
   echo "- versions: lbd $(git -C "$root" rev-parse --short HEAD 2>/dev/null)$(git -C "$root" diff --quiet HEAD -- runtime proxy cmd config 2>/dev/null || echo ' (+ uncommitted changes in the tree)'); $(nginx -v 2>&1 | sed 's/.*version: //'); HAProxy $(haproxy -v | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p'); wrk $(dpkg-query -W -f='${Version}' wrk 2>/dev/null)"
   if [ -n "$BASELINE_LBD" ]; then echo "- baseline (the @base rows): \`$BASELINE_LBD\`, $("$BASELINE_LBD" --version 2>&1 | head -1)"; fi
   echo "- proxies pinned to CPU $PROXY_CPU, clients and backends to CPU $CLIENT_CPU; medians of $ROUNDS interleaved rounds; raw logs in \`${OUT_DIR#"$root"/}\`"
   echo
-  local wl
+  local wl backend
+  levels_met=0
+  levels_rows=0
   for wl in $WORKLOADS; do
     echo "## ${title_of[$wl]}"
     echo
     case "$wl" in
-      a) report_a ;;
+      a | d | e)
+        if [[ " $BACKENDS " == *" ours "* ]]; then
+          echo "### Saturated, backend $(backend_label "$wl" ours); client: $(sat_client "$wl")"
+          echo
+          "report_$wl" "$wl:ours:sat"
+          echo
+        fi
+        for backend in $BACKENDS; do
+          echo "### Load levels, backend $(backend_label "$wl" "$backend")"
+          echo
+          echo "Levels: % of the better peer's saturated rate in the same round and backend; client: $(rate_client "$wl") (sat: $(sat_client "$wl"))."
+          echo
+          report_levels "$wl" "$backend"
+          echo
+        done
+        ;;
       b) report_b ;;
       c | f) report_idle "$wl" ;;
-      d) report_d ;;
-      e) report_e ;;
     esac
     echo
   done
+  if [ "$levels_rows" -gt 0 ]; then
+    echo "## Issue 11 targets at the load levels"
+    echo
+    echo "$levels_met of $levels_rows lbd rows (workload x backend x level x driver) meet their target (io_uring <= 0.75x for a and d, <= 0.85x for e; epoll <= 1.00x; a and d also p99 <= 1.00x; ratios are same-round medians against the better of nginx and haproxy)."
+    echo
+  fi
   echo "## Problems"
   echo
   if [ ${#problems[@]} -eq 0 ]; then
@@ -874,10 +1140,15 @@ for wl in $WORKLOADS; do
   [ -n "${proxies_of[$wl]:-}" ] || die "unknown workload $wl (a b c d e f)"
   read -r -a names <<<"${proxies_of[$wl]}"
   for ((round = 1; round <= ROUNDS; ++round)); do
-    # Rotate the order each round: round 1 p q r, round 2 q r p, ...
-    for ((k = 0; k < ${#names[@]}; ++k)); do
-      run_one "$wl" "${names[$(( (k + round - 1) % ${#names[@]} ))]}" "$round"
-    done
+    case "$wl" in
+      a | d | e) run_levels_round "$wl" "$round" ;;
+      *)
+        # Rotate the order each round: round 1 p q r, round 2 q r p, ...
+        for ((k = 0; k < ${#names[@]}; ++k)); do
+          run_one "$wl" "${names[$(( (k + round - 1) % ${#names[@]} ))]}" "$round"
+        done
+        ;;
+    esac
   done
 done
 log "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
