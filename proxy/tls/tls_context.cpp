@@ -539,18 +539,19 @@ Result<std::unique_ptr<ServerContext>> ServerContext::create(std::shared_ptr<con
     }
   }
   std::unique_ptr<ServerContext> out(new ServerContext());
+  ServerShared* sh = shared.get();  // owned by `shared`, then by the default context
   for (std::size_t i = 0; i < data.certs.size(); ++i) {
-    detail::SslCtxPtr ctx = make_server_ctx(*creds, data, i, shared.get());
+    detail::SslCtxPtr ctx = make_server_ctx(*creds, data, i, sh);
     if (!ctx) {
       ERR_clear_error();
       return errno_error(ENOMEM);
     }
-    shared->contexts.push_back(ctx.release());
+    sh->contexts.push_back(ctx.release());
     if (i == 0) {
-      // From here the default context owns `shared` (its ex_data frees it), and `out` owns
-      // the default context.
-      shared->owner = shared->contexts[0];
-      out->default_ctx_ = shared->contexts[0];
+      // From here the default context owns the shared state (its ex_data frees it), and `out`
+      // owns the default context.
+      sh->owner = sh->contexts[0];
+      out->default_ctx_ = sh->contexts[0];
       out->shared_ = shared.release();
     }
   }

@@ -157,7 +157,8 @@ Error handshake_failure(State* s, int ssl_error) {
   if (verify != X509_V_OK) {
     std::string v = "certificate verify failed: ";
     v += X509_verify_cert_error_string(verify);
-    why = why.empty() ? v : v + " (" + why + ")";
+    // OpenSSL's own reason says the same ("certificate verify failed"), less precisely.
+    why = why.empty() || why == "certificate verify failed" ? v : v + " (" + why + ")";
   }
   if (why.empty()) why = ssl_error == SSL_ERROR_SYSCALL ? "TLS failure without a reason" : "TLS handshake failed";
   s->detail = std::move(why);
