@@ -379,8 +379,10 @@ std::shared_ptr<const ServerCredentials> ServerCredentials::load(const ServerOpt
         cert.names.push_back(detail::normalize_host(n));
       }
     }
-    for (std::size_t k = 0; k < cert.names.size(); ++k) {
-      const std::string& n = cert.names[k];
+    if (cert.names.empty() && i != 0)
+      problems.warning(files.chain_file, "the certificate has no DNS name (SAN or CN) and no names are given: "
+                                         "no SNI name selects it");
+    for (const std::string& n : cert.names) {
       auto [it, fresh] = owner_of.emplace(n, i);
       if (!fresh && it->second != i) {
         problems.error(files.chain_file, "SNI name " + n + " is also served by certificate " +
@@ -455,7 +457,9 @@ bool set_ticket_mac(EVP_MAC_CTX* hctx, const TicketKeys::Key& k) {
 int ticket_cb(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* cctx, EVP_MAC_CTX* hctx,
               int enc) {
   auto* shared = static_cast<ServerShared*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), detail::server_shared_index()));
-  if (!shared || !shared->keys) return enc ? -1 : 0;
+  // 0: no ticket is issued (encrypting) or the ticket is not ours (decrypting); either way the
+  // handshake goes on as a full one.
+  if (!shared || !shared->keys) return 0;
   const EVP_CIPHER* cipher = EVP_aes_256_cbc();
   if (enc) {
     const TicketKeys::Key& k = shared->keys->current();

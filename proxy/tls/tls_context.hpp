@@ -73,7 +73,7 @@ struct ServerOptions {
   std::vector<CertificateFiles> certificates;
   TlsVersion min_version = TlsVersion::kTls1_2;
   /// TLS 1.2 and below, OpenSSL's syntax. Empty: kIntermediateCiphers (kLegacyCiphers added
-  /// with a floor below 1.2).
+  /// with a floor below 1.2). A list of one's own for TLS 1.0/1.1 needs "@SECLEVEL=0" too.
   std::string ciphers;
   /// TLS 1.3 suites; empty: OpenSSL's default (the profile's).
   std::string ciphersuites;
@@ -101,7 +101,7 @@ struct LoadProblem {
 
 struct LoadReport {
   std::vector<LoadProblem> errors;
-  /// Not fatal: a certificate that expires within kExpiryWarning.
+  /// Not fatal: a certificate that expires within kExpiryWarningDays, one no SNI name selects.
   std::vector<LoadProblem> warnings;
   bool ok() const { return errors.empty(); }
 };
@@ -134,7 +134,9 @@ class ServerCredentials {
 /// ticket keys. Used by one thread.
 class ServerContext {
  public:
-  /// Fails only when OpenSSL cannot build what load() already checked (out of memory).
+  /// Fails only when OpenSSL cannot build what load() already checked (out of memory), or
+  /// with EINVAL without credentials. Null `keys`: no tickets are issued until
+  /// set_ticket_keys() gives some.
   static Result<std::unique_ptr<ServerContext>> create(std::shared_ptr<const ServerCredentials> creds,
                                                        std::shared_ptr<const TicketKeys> keys);
   ServerContext(const ServerContext&) = delete;

@@ -152,7 +152,9 @@ Error handshake_failure(State* s, int ssl_error) {
   s->failed = true;
   std::vector<int> reasons;
   std::string why = detail::drain_errors(&reasons);
-  long verify = SSL_get_verify_result(s->ssl.get());
+  // Without SSL_VERIFY_PEER OpenSSL still records a verify result, which decided nothing.
+  bool verifying = (SSL_get_verify_mode(s->ssl.get()) & SSL_VERIFY_PEER) != 0;
+  long verify = verifying ? SSL_get_verify_result(s->ssl.get()) : X509_V_OK;
   bool cert = verify != X509_V_OK || std::any_of(reasons.begin(), reasons.end(), is_certificate_reason);
   if (verify != X509_V_OK) {
     std::string v = "certificate verify failed: ";

@@ -42,7 +42,8 @@ class TlsStream {
   /// the socket (to classify it, see first_bytes.hpp), which TLS reads first.
   static Result<TlsStream> accept(StreamSocket sock, const ServerContext& ctx, Buffer first_bytes = {});
   /// The client side of a connected socket. `server_name` is sent as SNI (unless it is an IP
-  /// address) and is what the certificate is verified against when the context verifies.
+  /// address) and is what the certificate is verified against when the context verifies (an
+  /// empty one: the chain alone is verified).
   /// `session_key` names the cache entry the session is resumed from and stored under (the
   /// endpoint's address); empty: `server_name`.
   static Result<TlsStream> connect(StreamSocket sock, ClientContext& ctx, std::string server_name,

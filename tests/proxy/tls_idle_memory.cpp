@@ -4,7 +4,7 @@
 // every allocation (OpenSSL's through CRYPTO_set_mem_functions, C++'s through operator new) is
 // counted against the thread that made it, so the server's figure excludes the clients'.
 //
-//   build/release/tests/proxy/tls_idle_memory [connections]
+//   build/release/tests/proxy/tls_idle_memory [connections] [TLSv1.2|TLSv1.3]
 
 #include <openssl/crypto.h>
 #include <sys/resource.h>
@@ -15,6 +15,7 @@
 #include <cstring>
 #include <future>
 #include <new>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -139,6 +140,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   int n = argc > 1 ? std::atoi(argv[1]) : 1000;
+  std::optional<TlsVersion> version = argc > 2 ? parse_tls_version(argv[2]) : std::nullopt;
   test::TestPki pki;
   auto cert = pki.issue_for("idle", {"idle.test"}, test::KeyKind::kEcdsa);
   ServerOptions opts;
@@ -150,6 +152,7 @@ int main(int argc, char** argv) {
   auto sctx = ServerContext::create(creds, *keys);
   ClientOptions copts;
   copts.ca_file = pki.ca_file();
+  copts.max_version = version;
   auto cctx = ClientContext::load(copts, report);
   if (!sctx || !cctx) return 1;
 
@@ -182,7 +185,8 @@ int main(int argc, char** argv) {
   rt.block_on(serve(&*listener, sctx->get(), n, &idle));
   long long after = thread_counter()->load();
   long rss_after = rss_kib();
-  std::printf("%d idle TLS connections (TLS 1.3, ECDSA P-256, after one echo), server side:\n", n);
+  std::printf("%d idle TLS connections (%s, ECDSA P-256, after one echo), server side:\n", n,
+              std::string(to_string(idle.front().version().value_or(TlsVersion::kTls1_3))).c_str());
   std::printf("  heap held per connection (OpenSSL + lbd): %lld bytes\n", (after - before) / n);
   std::printf("  of which the vector slot: %zu bytes\n", sizeof(TlsStream));
   std::printf("  process max RSS grew by %ld KiB (both sides, %ld bytes per connection pair)\n",

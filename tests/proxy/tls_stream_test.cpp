@@ -521,6 +521,28 @@ TEST_P(TlsStreamTest, Tls12TicketResumesOnAnotherContextWithTheSameKeys) {
   EXPECT_FALSE(r.after_two_rotations);
 }
 
+Task<void> without_keys(ClientContext* cctx) {
+  auto creds = load_server(server_options());
+  CO_ASSERT_TRUE(creds != nullptr);
+  auto ctx = ServerContext::create(creds, nullptr);
+  CO_ASSERT_OK(ctx);
+  bool first = co_await connect_once(ctx->get(), cctx);
+  bool second = co_await connect_once(ctx->get(), cctx);
+  EXPECT_FALSE(first);
+  EXPECT_FALSE(second) << "no keys, no tickets";
+  (*ctx)->set_ticket_keys(new_keys());
+  bool third = co_await connect_once(ctx->get(), cctx);
+  bool fourth = co_await connect_once(ctx->get(), cctx);
+  EXPECT_FALSE(third);
+  EXPECT_TRUE(fourth) << "tickets from the keys set later";
+}
+
+TEST_P(TlsStreamTest, ContextWithoutTicketKeysHandshakesInFullUntilItGetsSome) {
+  auto cctx = make_client();
+  ASSERT_TRUE(cctx);
+  run(without_keys(cctx.get()));
+}
+
 // --- bulk ------------------------------------------------------------------------------------
 
 Task<int> write_all_of(TlsStream* s, std::string data) {
