@@ -23,6 +23,8 @@ struct ssl_ctx_st;  // OpenSSL's SSL_CTX; its headers stay inside proxy/tls/
 
 namespace lbd::tls {
 
+class TlsStream;
+
 namespace detail {
 struct ServerShared;
 struct ClientCache;
@@ -151,11 +153,11 @@ class ServerContext {
   std::size_t certificate_for(std::string_view name) const;
   const ServerCredentials& credentials() const;
 
-  /// For TlsStream: the SSL_CTX new connections start from (the default certificate's).
-  ssl_ctx_st* native() const;
-
  private:
+  friend class TlsStream;
   ServerContext() = default;
+  /// The SSL_CTX new connections start from (the default certificate's).
+  ssl_ctx_st* native() const;
   ssl_ctx_st* default_ctx_ = nullptr;      // owned: freed in the destructor (a reference)
   detail::ServerShared* shared_ = nullptr;  // owned by default_ctx_'s ex_data
 };
@@ -190,11 +192,11 @@ class ClientContext {
   /// Sessions held for resumption.
   std::size_t cached_sessions() const;
 
+ private:
+  friend class TlsStream;
+  ClientContext();
   ssl_ctx_st* native() const { return ctx_; }
   detail::ClientCache& cache() { return *cache_; }
-
- private:
-  ClientContext();
   ClientOptions opts_;
   ssl_ctx_st* ctx_ = nullptr;  // owned: freed in the destructor
   std::unique_ptr<detail::ClientCache> cache_;

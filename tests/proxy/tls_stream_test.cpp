@@ -47,8 +47,8 @@ struct Fixture {
 };
 
 Fixture& fx() {
-  static Fixture* f = new Fixture();  // lives for the process: its files go with the temp dir
-  return *f;
+  static Fixture f;  // its directory is removed at exit
+  return f;
 }
 
 ServerOptions server_options() {
