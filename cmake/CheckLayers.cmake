@@ -5,6 +5,7 @@
 #
 # The layers, bottom up; each may include its own folder and the layers listed for it:
 #   runtime/                 the async runtime (libc + liburing)
+#   proxy/tls                TLS on the runtime's sockets (OpenSSL): contexts, streams
 #   proxy/http, proxy/balancer   pure libraries: HTTP/1 grammar, parsing and serialization;
 #                            balancing. No I/O, no config: config/ builds on their types
 #   config/                  YAML -> plain structs
@@ -20,26 +21,27 @@ if(NOT SOURCE_DIR)
 endif()
 
 set(allowed_runtime  runtime)
+set(allowed_tls      tls runtime)
 set(allowed_http     http runtime)
 set(allowed_balancer balancer runtime)
-set(allowed_config   config http balancer runtime)
-set(allowed_core     core config http balancer runtime)
-set(allowed_l4       l4 core config http balancer runtime)
-set(allowed_l7       l7 core config http balancer runtime)
-set(allowed_health   health core config http balancer runtime)
-set(allowed_admin    admin core config http balancer runtime)
-set(allowed_worker   worker l4 l7 core config http balancer runtime)
-set(allowed_cmd      cmd worker health admin l4 l7 core config http balancer runtime)
+set(allowed_config   config tls http balancer runtime)
+set(allowed_core     core config tls http balancer runtime)
+set(allowed_l4       l4 core config tls http balancer runtime)
+set(allowed_l7       l7 core config tls http balancer runtime)
+set(allowed_health   health core config tls http balancer runtime)
+set(allowed_admin    admin core config tls http balancer runtime)
+set(allowed_worker   worker l4 l7 core config tls http balancer runtime)
+set(allowed_cmd      cmd worker health admin l4 l7 core config tls http balancer runtime)
 
 # Third-party headers and the only folders that may include them.
 set(third_party "yaml-cpp/:config/" "llhttp.h:proxy/http/detail/" "liburing.h:runtime/detail/"
                 "CLI/:cmd/" "spdlog/:proxy/core/log.hpp proxy/l7/access_log.cpp cmd/"
-                "nlohmann/:proxy/admin/")
+                "nlohmann/:proxy/admin/" "openssl/:proxy/tls/")
 
 # The layer a repo-relative path belongs to; "" for folders outside the layering (tests, bench).
 function(layer_of path out)
   set(layer "")
-  foreach(pair "proxy/http/:http" "proxy/balancer/:balancer" "proxy/core/:core" "proxy/l4/:l4"
+  foreach(pair "proxy/tls/:tls" "proxy/http/:http" "proxy/balancer/:balancer" "proxy/core/:core" "proxy/l4/:l4"
                "proxy/l7/:l7" "proxy/health/:health" "proxy/admin/:admin" "proxy/worker/:worker" "runtime/:runtime" "config/:config" "cmd/:cmd")
     string(REPLACE ":" ";" pair "${pair}")
     list(GET pair 0 prefix)

@@ -8,9 +8,9 @@ set -euo pipefail
 
 what="${1:-build}"
 build_pkgs=(g++ cmake ninja-build pkg-config git liburing-dev libyaml-cpp-dev libspdlog-dev libcli11-dev
-            node-llhttp nlohmann-json3-dev)
+            node-llhttp nlohmann-json3-dev libssl-dev)
 test_pkgs=(libgtest-dev libgmock-dev googletest libbenchmark-dev curl nghttp2-client procps
-           prometheus chromium)
+           prometheus chromium openssl)
 bench_pkgs=(nginx-light libnginx-mod-stream haproxy wrk libboost-dev linux-perf util-linux)
 
 pkgs=("${build_pkgs[@]}")
