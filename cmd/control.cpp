@@ -136,7 +136,6 @@ Task<proxy::AdminAnswer> Control::set_endpoint(std::string cluster, std::string 
     (void)co_await pool_->mailbox(i).call(std::move(make));
   }
   const char* state = drained ? "DRAIN" : "enabled";
-  spdlog::info("admin: cluster {} endpoint {} set to {}", cluster, address, drained ? "DRAIN" : "READY");
   co_return proxy::AdminAnswer{200, "cluster " + cluster + " endpoint " + address + ": " + state};
 }
 
