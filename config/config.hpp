@@ -12,6 +12,7 @@
 // This header does not include yaml-cpp; only config/*.cpp does.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +21,7 @@
 #include "config/units.hpp"
 #include "proxy/balancer/balance_kind.hpp"
 #include "proxy/http/header_edits.hpp"
+#include "proxy/tls/tls_context.hpp"
 #include "runtime/io_mode.hpp"
 #include "runtime/socket_address.hpp"
 
@@ -104,6 +106,11 @@ struct ListenerTimeouts {
   // timeouts.request_body (http only): longest gap between two reads of the request body
   // (not the whole body). 60s = nginx client_body_timeout.
   Duration request_body = 60s;
+  // timeouts.handshake (tls listeners only): the whole TLS handshake, from accept to its last
+  // message; a client that has not finished by then is closed. 10s: long enough for a slow
+  // mobile link's round trips, short enough that stalled handshakes do not pile up (nginx
+  // bounds it by client_header_timeout, 60s, which lets idle sockets hold memory far longer).
+  Duration handshake = 10s;
   bool operator==(const ListenerTimeouts&) const = default;
 };
 
@@ -158,6 +165,33 @@ struct RouteConfig {
   bool operator==(const RouteConfig&) const = default;
 };
 
+/// TLS termination on a listener (`tls:`). The certificates are read and checked by the loader,
+/// on the config thread, into `credentials`; each worker builds its own contexts from them.
+struct ListenerTls {
+  // The OpenSSL-facing settings, with their defaults (tls_context.hpp):
+  //   tls.cert + tls.key: one certificate (PEM chain, leaf first; PEM key, RSA or ECDSA), or
+  //   tls.certificates: [{ cert, key, names: [...] }, ...]: several, chosen by SNI; names default
+  //     to the certificate's SAN DNS names. The first is the default for clients without SNI.
+  //   tls.min_version: TLSv1.2 (default) | TLSv1.3 | TLSv1.1 | TLSv1.0
+  //   tls.ciphers (TLS <= 1.2), tls.ciphersuites (TLS 1.3), tls.groups: Mozilla intermediate.
+  //   tls.alpn: http listeners [http/1.1]; tcp listeners: none, so that any client is let in.
+  //   tls.client_ca: PEM CAs for client certificates; needed unless verify_client is off.
+  //   tls.verify_client: off (default) | optional | required.
+  tls::ServerOptions server;
+  // tls.ticket_rotation: how often the session-ticket key changes; tickets under the previous
+  // key still resume, so a ticket lives at most two periods. 12h: nginx's advice for tickets
+  // (rotate at least daily); 0s issues no tickets (nginx ssl_session_tickets off).
+  Duration ticket_rotation = 12h;
+  // tls.client_subject_header (http only): the request header that carries the client
+  // certificate's subject (RFC 2253) to the backend, when the client sent one; any such header
+  // from the client itself is removed first, so a backend can trust it. "" = none. Stored
+  // lowercase.
+  std::string client_subject_header = "x-client-subject";
+  // Loaded from `server` by the loader; never null in a loaded Config. Not a YAML key.
+  std::shared_ptr<const tls::ServerCredentials> credentials;
+  bool operator==(const ListenerTls&) const = default;
+};
+
 struct ListenerConfig {
   std::string name;      // name: required, unique; letters, digits, '_', '-', '.'
   SocketAddress listen;  // listen: required; "ip:port", "[v6]:port" or "unix:/path"
@@ -184,6 +218,7 @@ struct ListenerConfig {
   Limits limits;                       // limits (http only)
   ForwardedHeaders forwarded_headers;  // forwarded_headers (http only)
   std::vector<RouteConfig> routes;     // routes (http only): first match wins, in file order
+  std::optional<ListenerTls> tls;      // tls: absent = plain TCP / HTTP
   bool operator==(const ListenerConfig&) const = default;
 };
 

@@ -68,6 +68,7 @@ struct CertificateFiles {
   /// The SNI names it answers (exact "a.example.com" or one-label wildcard "*.example.com").
   /// Empty: the certificate's SAN DNS names, or its CN when it has none.
   std::vector<std::string> names;
+  bool operator==(const CertificateFiles&) const = default;
 };
 
 struct ServerOptions {
@@ -89,6 +90,7 @@ struct ServerOptions {
   VerifyClient verify_client = VerifyClient::kOff;
   /// How long a ticket's session may be resumed.
   uint32_t session_lifetime_seconds = 12 * 3600;
+  bool operator==(const ServerOptions&) const = default;
 };
 
 /// One problem found while loading. `message` names the file and what is wrong with it
