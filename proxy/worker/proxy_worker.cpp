@@ -149,10 +149,10 @@ Task<void> ProxyWorker::run_session(TcpStream client, SessionEnv env, const Snap
   CancelLink link(&kill_);  // the kill switch reaches this task without a wrapper frame
   switch (listener->config->protocol) {
     case config::Protocol::kTcp:
-      co_await run_l4_session(&client, &env, listener->cluster);
+      co_await run_l4_session(ByteStream(&client), &env, listener->cluster);
       break;
     case config::Protocol::kHttp:
-      co_await run_http1_session(&client, &env, listener->router.get());
+      co_await run_http1_session(ByteStream(&client), &env, listener->router.get());
       break;
   }
 }
