@@ -40,6 +40,7 @@ void write_access(const SessionEnv& env, const RequestHead* head, Clock::time_po
   r.status = status;
   r.bytes_sent = bytes;
   r.cause = cause;
+  r.client_subject = env.client_subject;
   const auto now = Clock::now();
   r.request_time = now - request_start;
   if (head) {
@@ -147,7 +148,7 @@ Task<ExchangeResult> Exchange::run() {
     // The request head.
     stage_.clear();
     std::string& head = stage_.scratch();
-    serialize_request_head(req_, route_->request, RequestForwardContext{ctx_.client_ip, ctx_.scheme}, head);
+    serialize_request_head(req_, route_->request, RequestForwardContext{ctx_.client_ip, ctx_.scheme, ctx_.client_subject}, head);
     auto w = co_await stage_.append(up.io(), head, write_limit);
     if (w && !has_body) w = co_await stage_.flush(up.io(), write_limit);
     if (!w) {

@@ -279,7 +279,8 @@ Task<void> Http1Connection::reject(int status, std::string reason) {
 Task<bool> Http1Connection::serve_request() {
   if (client_ip_.empty()) client_ip_ = env_.peer.host_string();  // once per connection
   Http1Downstream down(this);
-  ExchangeContext ctx{&env_, router_, &stage_, client_ip_, client_.tls() ? "https" : "http", request_start_};
+  ExchangeContext ctx{&env_, router_, &stage_, client_ip_, client_.tls() ? "https" : "http", env_.client_subject,
+                      request_start_};
   ExchangeResult result = co_await run_exchange(&down, ctx);
   switch (result.end) {
     case ExchangeResult::End::kFailed:
