@@ -56,7 +56,7 @@ config::LoadResult load(const Options& opts) {
   if (!loaded) return loaded;
   config::Config cfg = std::move(loaded).value();
   CliOverrides{&opts}.apply(cfg);
-  return cfg;
+  return config::LoadResult(std::move(cfg), loaded.warnings());
 }
 
 Task<DriverInfo> driver_info_here() { co_return Runtime::current().driver_info(); }
@@ -160,6 +160,7 @@ class Daemon {
         case SIGHUP: {
           spdlog::info("SIGHUP: reloading {}", opts_.config_path);
           auto loaded = load(opts_);
+          for (const auto& w : loaded.warnings()) spdlog::warn("reload: {}", w.to_string());
           if (!loaded) {
             for (const auto& e : loaded.errors()) spdlog::error("reload: {}", e.to_string());
             spdlog::error("reload failed: keeping the running configuration");
@@ -256,17 +257,18 @@ int main(int argc, char** argv) {
   auto loaded = load(opts);
   if (opts.check) {
     if (!loaded) {
-      std::cerr << loaded.error_report();
+      std::cerr << loaded.error_report() << loaded.warning_report();
       std::cerr << "lbd: configuration file " << opts.config_path << " test failed\n";
       return 1;
     }
+    std::cerr << loaded.warning_report();  // warnings do not fail the test
     std::cout << "lbd: the configuration file " << opts.config_path << " syntax is ok\n";
     std::cout << config::describe(loaded.value());
     std::cout << "lbd: configuration file " << opts.config_path << " test is successful\n";
     return 0;
   }
   if (!loaded) {
-    std::cerr << loaded.error_report();
+    std::cerr << loaded.error_report() << loaded.warning_report();
     std::cerr << "lbd: cannot start: " << loaded.errors().size() << " error(s) in " << opts.config_path << "\n";
     return 1;
   }
@@ -287,6 +289,7 @@ int main(int argc, char** argv) {
     std::cerr << "lbd: " << err << "\n";
     return 1;
   }
+  for (const auto& w : loaded.warnings()) spdlog::warn("{}", w.to_string());
 
 
   WorkerOptions wopts;
