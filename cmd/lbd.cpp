@@ -144,7 +144,7 @@ class Daemon {
     spdlog::info("lbd {} started: config {}, {} worker(s), I/O driver {} ({}; {})", LBD_VERSION,
                  cfg->source_path, pool_->size(), info.name, info.reason, info.features);
     for (const auto& l : cfg->listeners) {
-      spdlog::info("listener {}: {} {} -> {}", l.name, config::to_string(l.protocol), l.listen.to_string(),
+      spdlog::info("listener {}: {}{} {} -> {}", l.name, config::to_string(l.protocol), l.tls ? "+tls" : "", l.listen.to_string(),
                    l.cluster.empty() ? std::to_string(l.routes.size()) + " routes" : "cluster " + l.cluster);
     }
 

@@ -320,6 +320,22 @@ struct Outlier {
   bool operator==(const Outlier&) const = default;
 };
 
+/// TLS to a cluster's endpoints (`tls:`): each connection is a TLS client of ours, pooled and
+/// resumed (one session per endpoint) like a plain one.
+struct ClusterTls {
+  // The OpenSSL-facing settings, with their defaults (tls_context.hpp):
+  //   tls.verify: true (default): the chain against tls.ca (default: the system's store) and
+  //     the name below; false: anything is accepted (for self-signed test backends).
+  //   tls.ca: PEM CAs; tls.client_cert + tls.client_key: mTLS to the backend.
+  //   tls.min_version: TLSv1.2; tls.alpn: [http/1.1] for clusters behind http listeners.
+  tls::ClientOptions client;
+  // tls.sni: the name sent as SNI and verified against the certificate. Empty (the default):
+  // none is sent, and the endpoint's IP address is verified against the certificate's IP SANs
+  // (nginx proxy_ssl_name defaults to the upstream's name, which lbd's IP endpoints lack).
+  std::string sni;
+  bool operator==(const ClusterTls&) const = default;
+};
+
 struct ClusterConfig {
   std::string name;                       // name: required, unique; letters, digits, '_', '-', '.'
   // balance: round_robin (smooth weighted, the default) | least_conn | random_two | hash
@@ -337,6 +353,7 @@ struct ClusterConfig {
   uint32_t retries = 1;
   std::optional<HealthCheck> health_check;  // health_check
   std::optional<Outlier> outlier;            // outlier: absent = no passive ejection
+  std::optional<ClusterTls> tls;             // tls: absent = plain connections
   bool operator==(const ClusterConfig&) const = default;
 };
 

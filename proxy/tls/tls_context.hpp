@@ -179,6 +179,7 @@ struct ClientOptions {
   std::string ciphers;
   /// Sessions kept for resumption, one per session key (endpoint); the oldest goes first.
   std::size_t max_cached_sessions = 1024;
+  bool operator==(const ClientOptions&) const = default;
 };
 
 /// One worker's client side (connections to upstreams), with its session cache.
