@@ -218,17 +218,16 @@ ClientHelloPeek peek_client_hello(std::span<const char> chars) {
   Bytes stream;
   std::size_t message_length = 0;  // header included; 0 until the handshake header is complete
   std::size_t pos = 0;
+  // What the message still lacks beyond the stream so far (a lower bound for kNeedMore): while
+  // its header is incomplete, at least the rest of the header.
+  auto lacking = [&] { return (message_length ? message_length : kHandshakeHeader) - stream.size(); };
   for (std::size_t records = 0;; ++records) {
     const std::size_t have = in.size() - pos;
-    // What the message still lacks, beyond what is in the stream already: a lower bound for
-    // kNeedMore. While the handshake header is incomplete, at least the rest of the header.
-    const std::size_t missing =
-        message_length ? message_length - stream.size() : kHandshakeHeader - stream.size();
     if (have < kRecordHeader) {
       // Check what there is of the next header now: garbage need not wait for more.
       if (have >= 1 && in[pos] != kContentHandshake) return malformed("a non-handshake record inside the ClientHello");
       if (have >= 2 && in[pos + 1] != 3) return malformed("record version is not 3.x");
-      return need_more(in.size(), kRecordHeader - have + missing);
+      return need_more(in.size(), kRecordHeader - have + lacking());
     }
     if (in[pos] != kContentHandshake) return malformed("a non-handshake record inside the ClientHello");
     if (in[pos + 1] != 3) return malformed("record version is not 3.x");
@@ -261,11 +260,9 @@ ClientHelloPeek peek_client_hello(std::span<const char> chars) {
       return p;
     }
     if (avail < length) {
-      const std::size_t rest = length - avail;
-      const std::size_t still = message_length ? message_length - stream.size()
-                                               : kHandshakeHeader > stream.size() + rest ? kHandshakeHeader - stream.size()
-                                                                                         : 0;
       // The rest of this record, and when the message goes on past it, another header too.
+      const std::size_t rest = length - avail;
+      const std::size_t still = lacking();
       return need_more(in.size(), still > rest ? still + kRecordHeader : rest);
     }
     pos += kRecordHeader + length;
