@@ -13,3 +13,10 @@ lbd_add_test(tls_stream_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/tls_stream_test.c
 add_executable(tls_idle_memory ${CMAKE_CURRENT_LIST_DIR}/tls_idle_memory.cpp)
 target_link_libraries(tls_idle_memory PRIVATE lbd::tls OpenSSL::SSL OpenSSL::Crypto)
 target_include_directories(tls_idle_memory PRIVATE ${PROJECT_SOURCE_DIR})
+
+# SNI passthrough: the ClientHello peek (pure, with OpenSSL-made hellos) and the preread on both
+# drivers.
+lbd_add_test(tls_client_hello_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/tls_client_hello_test.cpp
+  LIBS lbd::tls OpenSSL::SSL OpenSSL::Crypto LABELS proxy)
+lbd_add_test(sni_preread_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/sni_preread_test.cpp
+  LIBS lbd::proxy OpenSSL::SSL OpenSSL::Crypto LABELS proxy)
