@@ -42,6 +42,34 @@ Cluster::Cluster(const config::ClusterConfig& cfg, uint64_t seed, EndpointBook* 
   }
   balancer_ = balancer::make_balancer(cfg_.balance, states_, seed);
   refresh_health();
+  if (cfg_.tls) {
+    // The loader checked the files on the config thread; what fails here is a file that changed
+    // since, and then connects fail with a reason rather than going out in plaintext.
+    tls::LoadReport report;
+    tls_ = tls::ClientContext::load(cfg_.tls->client, report);
+    for (const auto& p : report.errors) log_error("cluster {}: tls: {}", cfg_.name, p.message);
+  }
+}
+
+Task<Result<tls::TlsStream>> Cluster::start_tls(std::size_t i, TcpStream stream, std::string* why) {
+  if (!tls_) {
+    *why = "the cluster's TLS settings could not be loaded (see the error log)";
+    co_return errno_error(EINVAL);
+  }
+  // No SNI name configured: none is sent and the certificate must name the endpoint's IP.
+  std::string name = cfg_.tls->sni.empty() ? address(i).host_string() : cfg_.tls->sni;
+  auto made = tls::TlsStream::connect(std::move(stream), *tls_, std::move(name), address(i).to_string());
+  if (!made) {
+    *why = made.error().message();
+    co_return made.error();
+  }
+  tls::TlsStream tls = std::move(*made);
+  Result<void> hs = co_await tls.handshake(cfg_.timeouts.connect);
+  if (!hs) {
+    *why = tls.error_detail().empty() ? hs.error().message() : tls.error_detail();
+    co_return hs.error();
+  }
+  co_return std::move(tls);
 }
 
 void Cluster::refresh_health() {
@@ -134,7 +162,7 @@ balancer::PickContext Cluster::pick_context(const SocketAddress& client,
 
 void Cluster::release_to_pool(Upstream up) {
   up.lease.release();
-  pool_.put(up.endpoint, std::move(up.stream));
+  pool_.put(up.endpoint, std::move(up.conn));
 }
 
 Task<std::variant<Upstream, ConnectError>> Cluster::connect(balancer::PickContext ctx, ListenerStats* stats,
@@ -164,8 +192,26 @@ Task<std::variant<Upstream, ConnectError>> Cluster::connect(balancer::PickContex
     if (stream) {
       // Once per connection, not per request: a pooled connection keeps the option.
       (void)stream->set_nodelay(true);
-      ++records_[i]->stats.requests;
-      co_return Upstream{std::move(*stream), i, std::move(lease)};
+      if (!cfg_.tls) {
+        ++records_[i]->stats.requests;
+        co_return Upstream{UpstreamConn(std::move(*stream)), i, std::move(lease)};
+      }
+      std::string why;
+      auto tls = co_await start_tls(i, std::move(*stream), &why);
+      if (tls) {
+        ++records_[i]->stats.requests;
+        co_return Upstream{UpstreamConn(std::move(*tls)), i, std::move(lease)};
+      }
+      // A TLS failure is the endpoint's, like a refused connect: another endpoint is tried.
+      std::string what = "TLS to " + address(i).to_string() + " for cluster " + cfg_.name + ": " + why;
+      log_warn("{}", what);
+      if (!failures.empty()) failures += "; ";
+      failures += what;
+      last = ConnectFailure::kTls;
+      ++records_[i]->stats.connect_other;
+      if (stats) ++stats->connect_other;
+      record_failure(i, "TLS: " + why);
+      continue;
     }
 
     int err = stream.error().value();

@@ -20,6 +20,8 @@
 #include "proxy/core/stats.hpp"
 #include "proxy/core/upstream_pool.hpp"
 #include "proxy/http/header_list.hpp"
+#include "proxy/tls/tls_context.hpp"
+#include "proxy/tls/tls_stream.hpp"
 #include "runtime/net.hpp"
 
 namespace lbd::proxy {
@@ -47,15 +49,15 @@ class EndpointLease {
 
 /// A connected upstream socket and the endpoint it goes to.
 struct Upstream {
-  TcpStream stream;
+  UpstreamConn conn;
   std::size_t endpoint = 0;
   EndpointLease lease;
   bool reused = false;  // taken from the keep-alive pool rather than freshly connected
-  ByteStream io() { return ByteStream(&stream); }
+  ByteStream io() { return conn.io(); }
 };
 
 /// Why connecting to a cluster failed, for counters and the client's answer.
-enum class ConnectFailure { kNoEndpoint, kOverLimit, kRefused, kTimeout, kOther };
+enum class ConnectFailure { kNoEndpoint, kOverLimit, kRefused, kTimeout, kTls, kOther };
 
 /// Whether Cluster::connect may hand out a pooled connection, and how sure it must be that the
 /// backend has not closed it meanwhile.
@@ -115,7 +117,10 @@ class Cluster {
 
   /// Picks an endpoint and connects, trying up to `retries` other endpoints when a connect is
   /// refused or times out. Every failed attempt is logged and counted in `stats`. `pool` says
-  /// whether an idle keep-alive connection to the picked endpoint may be used instead.
+  /// whether an idle keep-alive connection to the picked endpoint may be used instead. With
+  /// `tls:`, a connection is handed out after its TLS handshake (resuming the endpoint's last
+  /// session), within another timeouts.connect; a failed handshake or verification counts as
+  /// that endpoint's failure (ConnectFailure::kTls when it was the last).
   Task<std::variant<Upstream, ConnectError>> connect(balancer::PickContext ctx, ListenerStats* stats,
                                                      PoolUse pool = PoolUse::kNever);
 
@@ -133,6 +138,8 @@ class Cluster {
   /// Ejects endpoint i for base_ejection * 2^n (up to max_ejection), unless it is the last one
   /// of the cluster that is up.
   void maybe_eject(std::size_t i, std::string_view why);
+  /// TLS over a connected socket to endpoint i; `why` gets OpenSSL's reason on failure.
+  Task<Result<tls::TlsStream>> start_tls(std::size_t i, TcpStream stream, std::string* why);
 
   const config::ClusterConfig cfg_;  // a copy: lives as long as this per-worker state
   EndpointBook* book_;               // the worker's; outlives the cluster
@@ -143,6 +150,7 @@ class Cluster {
   std::unique_ptr<balancer::Balancer> balancer_;
   uint32_t active_total_ = 0;
   UpstreamPool pool_;  // after cfg_, whose keepalive it reads
+  std::unique_ptr<tls::ClientContext> tls_;  // clusters with tls: this worker's client side and its sessions
 };
 
 }  // namespace lbd::proxy

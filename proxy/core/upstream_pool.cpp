@@ -10,7 +10,7 @@ UpstreamPool::UpstreamPool(const config::Keepalive& keepalive, std::size_t endpo
 
 UpstreamPool::~UpstreamPool() { *self_ = nullptr; }
 
-std::optional<TcpStream> UpstreamPool::take(std::size_t i, bool ask_kernel) {
+std::optional<UpstreamConn> UpstreamPool::take(std::size_t i, bool ask_kernel) {
   auto& list = idle_[i];
   auto now = Clock::now();
   while (!list.empty()) {
@@ -22,7 +22,7 @@ std::optional<TcpStream> UpstreamPool::take(std::size_t i, bool ask_kernel) {
     // idled: such a connection must not carry a request.
     if (ask_kernel ? !c.watch.quiet() : c.watch.fired()) continue;
     c.watch.stop();
-    return std::move(c.stream);
+    return std::move(c.conn);
   }
   return std::nullopt;
 }
@@ -49,9 +49,10 @@ void UpstreamPool::close_idle(std::size_t i) {
   idle_[i].clear();
 }
 
-void UpstreamPool::put(std::size_t i, TcpStream stream) {
+void UpstreamPool::put(std::size_t i, UpstreamConn conn) {
   if (keepalive_.max_idle == 0) return;
-  IdleWatch watch(stream.fd(), this);
+  if (conn.has_buffered_input()) return;  // TLS read past the response: unfit, like bytes in the socket
+  IdleWatch watch(conn.fd(), this);
   if (watch.fired()) return;  // the backend closed it already, or wrote unasked: it closes here
   auto now = Clock::now();
   trim(now - keepalive_.idle_timeout, 0);  // what has expired
@@ -64,7 +65,7 @@ void UpstreamPool::put(std::size_t i, TcpStream stream) {
     // within the last burst_hold, and trim_later() takes it back down when the load goes.
     trim(now - keepalive_.burst_hold, keepalive_.max_idle - 1);  // burst_hold 0s: the oldest always goes
   }
-  idle_[i].push_back({std::move(stream), now, std::move(watch)});
+  idle_[i].push_back({std::move(conn), now, std::move(watch)});
   ++idle_total_;
   if (idle_total_ > keepalive_.max_idle && !trim_scheduled_) {
     trim_scheduled_ = true;

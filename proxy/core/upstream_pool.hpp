@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "proxy/core/upstream_conn.hpp"
 #include "runtime/net.hpp"
 
 namespace lbd::proxy {
@@ -27,13 +28,13 @@ class UpstreamPool : private IdleWatchListener {
   /// any (the newest first). With `ask_kernel`, one pooled in this very loop turn is checked
   /// with the kernel too (IdleWatch::quiet, a poll(2)): the caller's request could not be sent
   /// again if the backend had closed it.
-  std::optional<TcpStream> take(std::size_t i, bool ask_kernel);
+  std::optional<UpstreamConn> take(std::size_t i, bool ask_kernel);
   /// Pools a connection to endpoint `i` after a complete, clean exchange. Beyond max_idle idle
   /// connections, the ones idle for longer than burst_hold are closed (oldest first); the pool
   /// grows past max_idle only with connections that were in use within the last burst_hold
   /// (with 0s: a strict cap). A connection that is unfit already, or any connection when
   /// max_idle is 0, is closed instead.
-  void put(std::size_t i, TcpStream stream);
+  void put(std::size_t i, UpstreamConn conn);
   std::size_t idle_count() const { return idle_total_; }
   std::size_t idle_count(std::size_t i) const { return idle_[i].size(); }
   /// Closes every idle connection to endpoint `i` (it went down or was drained).
@@ -41,9 +42,9 @@ class UpstreamPool : private IdleWatchListener {
 
  private:
   struct IdleConnection {
-    TcpStream stream;
+    UpstreamConn conn;
     Clock::time_point since;
-    IdleWatch watch;  // after `stream`: stops before the socket closes
+    IdleWatch watch;  // after `conn`: stops before the socket closes
   };
   /// Closes idle connections that have idled since before `idle_since`, oldest first, until
   /// `keep` are left.

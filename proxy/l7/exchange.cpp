@@ -81,7 +81,8 @@ class Exchange {
   bool may_retry(const Upstream& up) const { return up.reused && may_retry_on_fresh(); }
   bool may_retry_on_fresh() const { return !retried_ && !req_.framing.has_body() && is_idempotent(req_.method); }
   /// Answers the client with a status of the proxy's own, counting and logging why.
-  Task<void> fail(int status, std::string reason);
+  /// `cause`: the access log's, when not the status's usual one.
+  Task<void> fail(int status, std::string reason, std::string_view cause = {});
   void access(int status, std::string_view cause, uint64_t bytes) {
     write_access(env_, &req_, ctx_.request_start, upstream_addr_, upstream_start_, status, cause, bytes);
   }
@@ -109,10 +110,10 @@ class Exchange {
   std::size_t upgraded_input_pos_ = 0;
 };
 
-Task<void> Exchange::fail(int status, std::string reason) {
+Task<void> Exchange::fail(int status, std::string reason, std::string_view cause) {
   note_refusal(env_, status, reason);
   co_await down_.send_error(status);
-  access(status, refusal_cause(status), 0);
+  access(status, cause.empty() ? refusal_cause(status) : cause, 0);
 }
 
 Task<ExchangeResult> Exchange::run() {
@@ -139,7 +140,7 @@ Task<ExchangeResult> Exchange::run() {
     auto got = co_await cluster_->connect(pick, env_.stats, pool);
     if (auto* err = std::get_if<ConnectError>(&got)) {
       if (err->cause == ConnectFailure::kNoEndpoint) ++env_.stats->no_upstream;
-      co_await fail(status_for(*err), err->detail);
+      co_await fail(status_for(*err), err->detail, err->cause == ConnectFailure::kTls ? "upstream_tls" : "");
       co_return ExchangeResult{};
     }
     Upstream up = std::move(std::get<Upstream>(got));
