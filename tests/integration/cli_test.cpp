@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "tests/integration/lbd_fixture.hpp"
+#include "tests/proxy/tls_test_support.hpp"
 
 namespace lbd::it {
 namespace {
@@ -87,6 +88,56 @@ TEST_F(Cli, VersionPrintsTheVersion) {
   ASSERT_FALSE(r.timed_out);
   EXPECT_TRUE(r.status.exited && r.status.code == 0) << r.status.to_string();
   EXPECT_EQ(r.out, std::string("lbd ") + LBD_VERSION_EXPECTED + "\n");
+}
+
+// A tls listener on the certificate `stem`.pem / .key, named relative to the config's directory.
+std::string tls_config(const std::string& stem) {
+  return "workers: 1\n"
+         "listeners:\n"
+         "  - name: t\n"
+         "    listen: 127.0.0.1:18443\n"
+         "    protocol: tcp\n"
+         "    cluster: c\n"
+         "    tls:\n"
+         "      cert: " + stem + ".pem\n"
+         "      key: " + stem + ".key\n"
+         "clusters:\n"
+         "  - name: c\n"
+         "    endpoints: [127.0.0.1:9001]\n";
+}
+
+TEST_F(Cli, CheckRejectsAnExpiredCertificateWithItsPosition) {
+  tls::test::TestPki pki;
+  tls::test::CertSpec spec;
+  spec.cn = "old.example.com";
+  spec.dns = {"old.example.com"};
+  spec.valid_from = -30L * 86400;
+  spec.valid_to = -86400;
+  const std::string cert = pki.issue("old", spec).chain_file;
+  const std::string path = pki.dir().write("lb.yaml", tls_config("old"));
+  auto r = run_lbd({"-t", "--config", path}, dir_);
+  ASSERT_FALSE(r.timed_out);
+  EXPECT_TRUE(r.status.exited && r.status.code == 1) << r.status.to_string();
+  EXPECT_EQ(r.err.rfind(path + ":8:13: listeners[0].tls.cert: " + cert + ": certificate expired on ", 0), 0u)
+      << r.err;
+  EXPECT_NE(r.err.find("\nlbd: configuration file " + path + " test failed\n"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, CheckWarnsOfACertificateCloseToExpiryAndPasses) {
+  tls::test::TestPki pki;
+  tls::test::CertSpec spec;
+  spec.cn = "soon.example.com";
+  spec.dns = {"soon.example.com"};
+  spec.valid_to = 5L * 86400;
+  const std::string cert = pki.issue("soon", spec).chain_file;
+  const std::string path = pki.dir().write("lb.yaml", tls_config("soon"));
+  auto r = run_lbd({"-t", "--config", path}, dir_);
+  ASSERT_FALSE(r.timed_out);
+  EXPECT_TRUE(r.status.exited && r.status.code == 0) << r.status.to_string() << "\n" << r.err;
+  EXPECT_EQ(r.err.rfind("warning: " + path + ":8:13: listeners[0].tls.cert: " + cert + ": certificate expires on ", 0),
+            0u)
+      << r.err;
+  EXPECT_NE(r.out.find("lbd: configuration file " + path + " test is successful"), std::string::npos) << r.out;
 }
 
 class CliStart : public LbdTest {};
