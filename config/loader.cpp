@@ -358,6 +358,7 @@ class Loader {
   HealthCheck parse_health_check(const Field& f);
   std::optional<std::vector<StatusRange>> parse_expect_status(const Field& f);
   Outlier parse_outlier(const Field& f);
+  ClusterTls parse_cluster_tls(const Field& f);
 
   void report_http_only(const Field& f);
   void define(std::vector<Definition>& defined, std::string_view kind, const std::string& name,
@@ -926,8 +927,65 @@ ClusterConfig Loader::parse_cluster(const Field& f) {
   if (auto v = m.get("retries")) assign(cluster.retries, detail::read_int(errors_, *v, 0, 10));
   if (auto v = m.get("health_check")) cluster.health_check = parse_health_check(*v);
   if (auto v = m.get("outlier")) cluster.outlier = parse_outlier(*v);
+  if (auto v = m.get("tls")) cluster.tls = parse_cluster_tls(*v);
   m.finish();
   return cluster;
+}
+
+ClusterTls Loader::parse_cluster_tls(const Field& f) {
+  ClusterTls tls;
+  tls::ClientOptions& opts = tls.client;
+  MapReader m(errors_, f);
+  if (!m.ok()) return tls;
+  const std::size_t errors_before_files = errors_.count();
+  if (auto v = m.get("verify")) assign(opts.verify, detail::read_bool(errors_, *v));
+  auto ca = m.get("ca");
+  if (ca) assign(opts.ca_file, read_file_path(*ca));
+  auto cert = m.get("client_cert");
+  auto key = m.get("client_key");
+  if (cert) assign(opts.cert_file, read_file_path(*cert));
+  if (key) assign(opts.key_file, read_file_path(*key));
+  if (cert && !key) m.report_missing("client_key", "the private key of client_cert");
+  if (key && !cert) m.report_missing("client_cert", "the certificate that goes with client_key");
+  if (auto v = m.get("sni")) {
+    auto name = detail::read_string(errors_, *v);
+    // A host name as RFC 6066 sends it: no IP address (that is what an empty sni means), no
+    // port, no spaces.
+    if (name && (name->empty() || name->find_first_of(" :/") != std::string::npos)) {
+      errors_.add(v->at, v->path, "expected a host name such as api.example.com, got " + quoted(*name));
+      name.reset();
+    }
+    if (name) std::transform(name->begin(), name->end(), name->begin(), [](unsigned char c) { return std::tolower(c); });
+    assign(tls.sni, name);
+  }
+  if (auto v = m.get("min_version"))
+    assign(opts.min_version,
+           read_tls_choice(errors_, *v,
+                           {tls::TlsVersion::kTls1_0, tls::TlsVersion::kTls1_1,
+                            tls::TlsVersion::kTls1_2, tls::TlsVersion::kTls1_3}));
+  if (auto v = m.get("ciphers")) assign(opts.ciphers, detail::read_string(errors_, *v));
+  if (auto v = m.get("alpn")) {
+    if (auto items = detail::list_items(errors_, *v)) {
+      opts.alpn.clear();
+      for (const Field& item : *items)
+        if (auto name = read_alpn_name(errors_, item, std::nullopt)) opts.alpn.push_back(*name);
+    }
+  }
+  m.finish();
+  if (errors_.count() != errors_before_files) return tls;
+  // The files are read now, on the config thread, so that lbd -t and a reload report them with
+  // their key; each worker loads its own context from them again.
+  tls::LoadReport report;
+  auto ctx = tls::ClientContext::load(opts, report);
+  for (const tls::LoadProblem& p : report.errors) {
+    const Field* at = &f;
+    if (ca && p.file == opts.ca_file) at = &*ca;
+    else if (cert && p.file == opts.cert_file) at = &*cert;
+    else if (key && p.file == opts.key_file) at = &*key;
+    errors_.add(at->at, at->path, p.message);
+  }
+  if (!ctx && report.errors.empty()) errors_.add(f.at, f.path, "the TLS client settings could not be loaded");
+  return tls;
 }
 
 std::optional<HashKey> Loader::parse_hash_key(const Field& f) {
