@@ -36,6 +36,8 @@ std::string_view to_string(Forwarding v) {
   return detail::enum_name<Forwarding>(detail::kForwardingNames, v);
 }
 
+std::string_view to_string(NotTls v) { return detail::enum_name<NotTls>(detail::kNotTlsNames, v); }
+
 const ClusterConfig* Config::find_cluster(std::string_view name) const {
   auto it = std::find_if(clusters.begin(), clusters.end(),
                          [&](const ClusterConfig& c) { return c.name == name; });
@@ -90,6 +92,7 @@ std::string describe_match(const RouteMatch& m) {
     out += ' ';
     out += value;
   };
+  if (m.sni) add("sni", *m.sni);
   if (m.host) add("host", *m.host);
   if (m.path_prefix) add("path_prefix", *m.path_prefix);
   if (m.path) add("path", *m.path);
@@ -117,7 +120,7 @@ std::string describe(const Config& config) {
            std::string(to_string(l.protocol));
     if (l.tls)
       out += " tls (" + plural(l.tls->server.certificates.size(), "certificate") + ")";
-    if (l.protocol == Protocol::kTcp) {
+    if (l.protocol == Protocol::kTcp && l.routes.empty()) {
       out += " -> " + l.cluster + "\n";
       continue;
     }

@@ -37,6 +37,7 @@ enum class Protocol { kTcp, kHttp };                                       // tc
 enum class HashKeyKind { kSourceIp, kHeader };                    // source_ip | header:NAME
 enum class HealthCheckType { kTcp, kHttp };                       // tcp | http
 enum class Forwarding { kAuto, kCopy, kSplice };                        // auto | copy | splice
+enum class NotTls { kClose, kDefault };                                  // close | default
 
 /// The spelling used in the config file ("round_robin", "combined", ...).
 std::string_view to_string(LogLevel v);
@@ -50,6 +51,7 @@ std::string_view to_string(Protocol v);
 std::string_view to_string(HashKeyKind v);
 std::string_view to_string(HealthCheckType v);
 std::string_view to_string(Forwarding v);
+std::string_view to_string(NotTls v);
 
 // ---------------------------------------------------------------------------------------------
 // Top-level sections
@@ -111,6 +113,11 @@ struct ListenerTimeouts {
   // mobile link's round trips, short enough that stalled handshakes do not pile up (nginx
   // bounds it by client_header_timeout, 60s, which lets idle sockets hold memory far longer).
   Duration handshake = 10s;
+  // timeouts.preread (tcp listeners with SNI routes only): the whole ClientHello, from accept
+  // to its last byte; a client that has not sent it by then is closed. 10s, the same as
+  // handshake (nginx's preread_timeout is 30s; a real client sends its hello at once, so a
+  // longer wait only lets stalled sockets pile up).
+  Duration preread = 10s;
   bool operator==(const ListenerTimeouts&) const = default;
 };
 
@@ -148,6 +155,9 @@ struct RouteMatch {
   // match.headers: { name: value } — the request has this header with exactly this value.
   // Names are stored lowercase (header names are case-insensitive); values compare exactly.
   std::vector<http::FieldLine> headers;
+  // match.sni (tcp listeners only, and then the only key): the server name of the client's
+  // ClientHello, read without terminating TLS; the same patterns and storage as match.host.
+  std::optional<std::string> sni;
   bool operator==(const RouteMatch&) const = default;
 };
 
@@ -217,7 +227,18 @@ struct ListenerConfig {
   ListenerTimeouts timeouts;           // timeouts
   Limits limits;                       // limits (http only)
   ForwardedHeaders forwarded_headers;  // forwarded_headers (http only)
-  std::vector<RouteConfig> routes;     // routes (http only): first match wins, in file order
+  // routes: first match wins, in file order. http: by host, path, method, headers. tcp: by the
+  // SNI of the client's ClientHello (match.sni only), without terminating TLS; only on a tcp
+  // listener without tls.
+  std::vector<RouteConfig> routes;
+  // not_tls (tcp listeners with SNI routes only): what a first flight gets that is not a TLS
+  // ClientHello (plain HTTP, SSH, garbage) or breaks its grammar. close (the default): closed
+  // and counted; a listener that routes by SNI was set up for TLS, and handing its backends
+  // bytes that are not TLS only moves the error there (or, worse, lets a plaintext protocol
+  // reach a backend the operator thought only TLS clients could). default: the bytes go to the
+  // default cluster as they came, for sharing one port between TLS and another protocol
+  // (sslh's use); without a default cluster they are closed.
+  NotTls not_tls = NotTls::kClose;
   std::optional<ListenerTls> tls;      // tls: absent = plain TCP / HTTP
   bool operator==(const ListenerConfig&) const = default;
 };

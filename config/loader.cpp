@@ -336,7 +336,7 @@ class Loader {
 
   ListenerConfig parse_listener(const Field& f);
   void parse_listener_timeouts(const Field& f, ListenerTimeouts& t, std::optional<Protocol> p,
-                               bool tls);
+                               bool tls, bool sni_routes);
   ListenerTls parse_tls(const Field& f, std::optional<Protocol> protocol);
   void parse_certificates(const Field& f, std::vector<tls::CertificateFiles>& certificates,
                           std::vector<CertificateKeys>& keys);
@@ -346,8 +346,8 @@ class Loader {
                         const std::optional<Field>& client_ca);
   void parse_limits(const Field& f, Limits& limits);
   void parse_forwarded_headers(const Field& f, ForwardedHeaders& fwd);
-  RouteConfig parse_route(const Field& f);
-  bool parse_match(const Field& f, RouteMatch& match);  // true if path_prefix was given
+  RouteConfig parse_route(const Field& f, bool tcp);
+  bool parse_match(const Field& f, RouteMatch& match, bool tcp);  // true if path_prefix was given
   void parse_header_edits(const Field& f, http::HeaderEdits& edits);
 
   ClusterConfig parse_cluster(const Field& f);
@@ -361,6 +361,7 @@ class Loader {
   ClusterTls parse_cluster_tls(const Field& f);
 
   void report_http_only(const Field& f);
+  void report_sni_only(const Field& f);  // "only valid for tcp listeners with SNI routes"
   void define(std::vector<Definition>& defined, std::string_view kind, const std::string& name,
               const Field& f);
   void add_cluster_reference(const std::string& name, const Field& f);
@@ -512,10 +513,13 @@ ListenerConfig Loader::parse_listener(const Field& f) {
     assign(listener.max_connections, detail::read_int(errors_, *v, 1, detail::kNoUpperBound));
   if (auto v = m.get("backlog")) assign(listener.backlog, detail::read_int(errors_, *v, 1, 65535));
   auto tls = m.get("tls");
-  if (auto v = m.get("timeouts"))
-    parse_listener_timeouts(*v, listener.timeouts, protocol, tls.has_value());
-
   const bool tcp = protocol == Protocol::kTcp;
+  auto routes = m.get("routes");
+  // SNI routes are read from the ClientHello as it passes; a tls listener has decrypted it.
+  const bool sni_routes = tcp && routes && !tls;
+  if (auto v = m.get("timeouts"))
+    parse_listener_timeouts(*v, listener.timeouts, protocol, tls.has_value(), sni_routes);
+
   if (auto v = m.get("forwarding")) {
     if (protocol == Protocol::kHttp)
       errors_.add(v->key_at, v->path, "only valid for tcp listeners (this listener is http)");
@@ -526,19 +530,28 @@ ListenerConfig Loader::parse_listener(const Field& f) {
   if (auto v = m.get("forwarded_headers"))
     tcp ? report_http_only(*v) : parse_forwarded_headers(*v, listener.forwarded_headers);
   std::size_t route_count = 0;
-  if (auto v = m.get("routes")) {
-    if (tcp) {
-      report_http_only(*v);
-    } else if (auto items = detail::list_items(errors_, *v)) {
+  if (routes) {
+    if (tcp && tls) {
+      errors_.add(routes->key_at, routes->path,
+                  "routes on a tcp listener route by SNI without terminating TLS; with tls (routing "
+                  "on the terminated handshake's SNI) they are not supported yet");
+    } else if (auto items = detail::list_items(errors_, *routes)) {
       route_count = items->size();
-      for (const Field& item : *items) listener.routes.push_back(parse_route(item));
+      if (tcp && items->empty()) errors_.add(routes->at, routes->path, "expected at least one route");
+      for (const Field& item : *items) listener.routes.push_back(parse_route(item, tcp));
     }
+  }
+  if (auto v = m.get("not_tls")) {
+    if (sni_routes)
+      assign(listener.not_tls, detail::read_enum(errors_, *v, detail::kNotTlsNames));
+    else
+      report_sni_only(*v);
   }
   if (tls) listener.tls = parse_tls(*tls, protocol);
   m.finish();
 
-  if (protocol == Protocol::kTcp && !cluster)
-    m.report_missing("cluster", "a tcp listener forwards every connection to one cluster");
+  if (protocol == Protocol::kTcp && !cluster && !routes)
+    m.report_missing("cluster", "a tcp listener forwards every connection to one cluster, or routes them by SNI");
   if (protocol == Protocol::kHttp && !cluster && route_count == 0)
     errors_.add(f.at, f.path, "an http listener needs routes, a default cluster, or both");
   return listener;
@@ -548,8 +561,12 @@ void Loader::report_http_only(const Field& f) {
   errors_.add(f.key_at, f.path, "only valid for http listeners (this listener is tcp)");
 }
 
+void Loader::report_sni_only(const Field& f) {
+  errors_.add(f.key_at, f.path, "only valid for tcp listeners with SNI routes (routes, and no tls)");
+}
+
 void Loader::parse_listener_timeouts(const Field& f, ListenerTimeouts& t,
-                                     std::optional<Protocol> protocol, bool tls) {
+                                     std::optional<Protocol> protocol, bool tls, bool sni_routes) {
   MapReader m(errors_, f);
   const bool tcp = protocol == Protocol::kTcp;
   if (auto v = m.get("header"))
@@ -564,6 +581,8 @@ void Loader::parse_listener_timeouts(const Field& f, ListenerTimeouts& t,
     else
       errors_.add(v->key_at, v->path, "only valid for tls listeners (this listener has no tls)");
   }
+  if (auto v = m.get("preread"))
+    sni_routes ? assign(t.preread, detail::read_positive_duration(errors_, *v)) : report_sni_only(*v);
   m.finish();
 }
 
@@ -799,19 +818,25 @@ void Loader::parse_forwarded_headers(const Field& f, ForwardedHeaders& fwd) {
   m.finish();
 }
 
-RouteConfig Loader::parse_route(const Field& f) {
+RouteConfig Loader::parse_route(const Field& f, bool tcp) {
   RouteConfig route;
   MapReader m(errors_, f);
   if (!m.ok()) return route;
   bool has_path_prefix = false;
-  if (auto v = m.get("match")) has_path_prefix = parse_match(*v, route.match);
+  auto match = m.get("match");
+  if (match) has_path_prefix = parse_match(*match, route.match, tcp);
+  // A tcp route without sni would take every connection, which is what the listener's cluster
+  // says; requiring it keeps a typo in the match from swallowing the routes after it.
+  if (tcp && !match) m.report_missing("match", "a tcp listener's route matches an SNI: match: { sni: NAME }");
   if (auto v = m.require("cluster")) {
     if (auto name = read_cluster_name(errors_, *v)) {
       route.cluster = *name;
       add_cluster_reference(*name, *v);
     }
   }
-  if (auto v = m.get("rewrite_prefix")) {
+  if (auto v = m.get("rewrite_prefix"); v && tcp) {
+    report_http_only(*v);
+  } else if (v) {
     if (auto prefix = read_path(errors_, *v)) {
       if (has_path_prefix)
         route.rewrite_prefix = *prefix;
@@ -819,14 +844,32 @@ RouteConfig Loader::parse_route(const Field& f) {
         errors_.add(v->key_at, v->path, "requires match.path_prefix (the part it replaces)");
     }
   }
-  if (auto v = m.get("request_headers")) parse_header_edits(*v, route.request_headers);
-  if (auto v = m.get("response_headers")) parse_header_edits(*v, route.response_headers);
+  if (auto v = m.get("request_headers"))
+    tcp ? report_http_only(*v) : parse_header_edits(*v, route.request_headers);
+  if (auto v = m.get("response_headers"))
+    tcp ? report_http_only(*v) : parse_header_edits(*v, route.response_headers);
   m.finish();
   return route;
 }
 
-bool Loader::parse_match(const Field& f, RouteMatch& match) {
+bool Loader::parse_match(const Field& f, RouteMatch& match, bool tcp) {
   MapReader m(errors_, f);
+  if (tcp) {
+    // The bytes of a passed-through TLS connection carry no host, path, method or headers.
+    if (auto v = m.get("sni"))
+      match.sni = read_host_pattern(errors_, *v);
+    else if (m.ok())
+      m.report_missing("sni", "a tcp listener's route matches an SNI");
+    for (std::string_view key : {"host", "path_prefix", "path", "method", "methods", "headers"})
+      if (auto v = m.get(key))
+        errors_.add(v->key_at, v->path,
+                    "only valid for http listeners' routes (a tcp listener's routes match only sni)");
+    m.finish();
+    return false;
+  }
+  if (auto v = m.get("sni"))
+    errors_.add(v->key_at, v->path,
+                "only valid for tcp listeners' routes (an http listener's route matches match.host)");
   if (auto v = m.get("host")) match.host = read_host_pattern(errors_, *v);
   auto prefix = m.get("path_prefix");
   if (prefix) match.path_prefix = read_path(errors_, *prefix);

@@ -49,6 +49,8 @@ inline constexpr EnumName<HealthCheckType> kHealthCheckTypeNames[] = {
 inline constexpr EnumName<Forwarding> kForwardingNames[] = {
     {"auto", Forwarding::kAuto}, {"copy", Forwarding::kCopy}, {"splice", Forwarding::kSplice}};
 
+inline constexpr EnumName<NotTls> kNotTlsNames[] = {{"close", NotTls::kClose}, {"default", NotTls::kDefault}};
+
 template <class E>
 std::string_view enum_name(std::span<const EnumName<E>> table, E value) {
   for (const auto& entry : table)

@@ -47,6 +47,12 @@ struct ListenerStats {
   uint64_t tls_handshake_timeouts = 0;  // not finished within timeouts.handshake
   uint64_t tls_plain_http = 0;          // plain HTTP sent to the TLS port (answered 400)
   uint64_t tls_not_tls = 0;             // first bytes neither TLS nor HTTP (closed)
+  // tcp listeners with SNI routes (passthrough): where each connection's ClientHello sent it.
+  uint64_t sni_routed = 0;        // an SNI route matched
+  uint64_t sni_default = 0;       // to the default cluster: no SNI, no route matched, or not TLS with not_tls: default
+  uint64_t sni_rejected = 0;      // closed: no route and no default cluster, or not TLS / malformed with not_tls: close
+  uint64_t preread_timeouts = 0;  // closed: no complete ClientHello within timeouts.preread
+  uint64_t preread_aborted = 0;   // the client closed or reset before its ClientHello was complete
 
   /// Counts a response of `status` (100..599) sent to a client.
   void count_response(int status) { count_status(responses, status); }
@@ -73,6 +79,11 @@ struct ListenerStats {
     tls_handshake_timeouts += o.tls_handshake_timeouts;
     tls_plain_http += o.tls_plain_http;
     tls_not_tls += o.tls_not_tls;
+    sni_routed += o.sni_routed;
+    sni_default += o.sni_default;
+    sni_rejected += o.sni_rejected;
+    preread_timeouts += o.preread_timeouts;
+    preread_aborted += o.preread_aborted;
     return *this;
   }
 };

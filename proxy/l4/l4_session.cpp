@@ -16,7 +16,7 @@ void count_end(ListenerStats& st, PumpEnd end, bool from_client) {
 }
 }  // namespace
 
-Task<void> run_l4_session(ByteStream client, const SessionEnv* env, Cluster* cluster) {
+Task<void> run_l4_session(ByteStream client, const SessionEnv* env, Cluster* cluster, Buffer first) {
   ListenerStats& st = *env->stats;
   auto connected = co_await cluster->connect(cluster->pick_context(env->peer), &st);
   if (auto* err = std::get_if<ConnectError>(&connected)) {
@@ -29,6 +29,18 @@ Task<void> run_l4_session(ByteStream client, const SessionEnv* env, Cluster* clu
   // Cluster::connect.
   Upstream& up = std::get<Upstream>(connected);
   cluster->record_success(up.endpoint);  // for outlier detection, a tcp session's success is its connect
+  if (first.size() != 0) {
+    // Before the relay starts, so that nothing the client sends later can overtake these.
+    const std::size_t n = first.size();
+    BufWriteResult sent = co_await up.io().write_all(std::move(first), cluster->config().timeouts.write);
+    if (!sent.result) {
+      ++st.upstream_errors;
+      log_info("listener {}: client {}: sending its first {} bytes upstream failed, closing: {}",
+               env->listener->name, env->peer.to_string(), n, sent.result.error().message());
+      co_return;
+    }
+    st.bytes_from_client += n;
+  }
 
   // relay_both_ways(), in this frame rather than one more per session (an idle session is
   // mostly its frames).

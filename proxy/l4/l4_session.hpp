@@ -10,9 +10,10 @@
 namespace lbd::proxy {
 
 /// Serves one client connection, plain or TLS (its plaintext then goes upstream), until both
-/// directions end. `client`'s stream, `env` and `cluster` (in
+/// directions end. `first`: bytes already read from the client (an SNI preread's), sent to the
+/// upstream before anything else. `client`'s stream, `env` and `cluster` (in
 /// env's snapshot) belong to the caller and outlive the session; `env->kill` ends it at once.
 /// Precondition: the calling task is linked to env->kill.
-Task<void> run_l4_session(ByteStream client, const SessionEnv* env, Cluster* cluster);
+Task<void> run_l4_session(ByteStream client, const SessionEnv* env, Cluster* cluster, Buffer first = Buffer());
 
 }  // namespace lbd::proxy

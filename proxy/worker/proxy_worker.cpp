@@ -5,6 +5,7 @@
 #include "proxy/core/log.hpp"
 #include "proxy/core/tls_accept.hpp"
 #include "proxy/l4/l4_session.hpp"
+#include "proxy/l4/sni_session.hpp"
 #include "proxy/l7/http1_connection.hpp"
 #include "runtime/cancel.hpp"
 #include "runtime/spawn.hpp"
@@ -167,7 +168,10 @@ Task<void> ProxyWorker::run_session(TcpStream client, SessionEnv env, const Snap
   }
   switch (listener->config->protocol) {
     case config::Protocol::kTcp:
-      co_await run_l4_session(ByteStream(&client), &env, listener->cluster);
+      if (listener->sni)
+        co_await run_sni_session(ByteStream(&client), &env, listener->sni.get());
+      else
+        co_await run_l4_session(ByteStream(&client), &env, listener->cluster);
       break;
     case config::Protocol::kHttp:
       co_await run_http1_session(ByteStream(&client), &env, listener->router.get());

@@ -27,7 +27,10 @@ Snapshot::Snapshot(std::shared_ptr<const config::Config> cfg, uint64_t seed, End
   for (const auto& l : cfg_->listeners) {
     Listener entry;
     entry.config = &l;
-    if (l.protocol == config::Protocol::kTcp) entry.cluster = cluster(l.cluster);
+    if (l.protocol == config::Protocol::kTcp) {
+      if (!l.cluster.empty()) entry.cluster = cluster(l.cluster);
+      if (!l.routes.empty()) entry.sni = std::make_unique<SniRouter>(l, cluster);
+    }
     if (l.protocol == config::Protocol::kHttp) entry.router = std::make_unique<HttpRouter>(l, cluster);
     if (l.tls) {
       auto ctx = tls::ServerContext::create(l.tls->credentials, keys_for(keys, l.name));

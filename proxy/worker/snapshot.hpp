@@ -13,6 +13,7 @@
 
 #include "config/config.hpp"
 #include "proxy/core/cluster.hpp"
+#include "proxy/l4/sni_router.hpp"
 #include "proxy/l7/router.hpp"
 #include "proxy/tls/ticket_keys.hpp"
 #include "proxy/tls/tls_context.hpp"
@@ -30,6 +31,7 @@ class Snapshot {
   struct Listener {
     const config::ListenerConfig* config = nullptr;  // in the snapshot's Config
     Cluster* cluster = nullptr;                      // tcp listeners: where every connection goes
+    std::unique_ptr<SniRouter> sni;                  // tcp listeners with routes: by the ClientHello's SNI
     std::unique_ptr<HttpRouter> router;              // http listeners
     /// tls listeners: this worker's contexts from the config's credentials. Null on a tls
     /// listener only if OpenSSL could not build them (logged); its connections are closed.

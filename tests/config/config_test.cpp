@@ -772,11 +772,11 @@ TEST(Errors, ListenerProtocolRules) {
   EXPECT_EQ(
       errors_of(R"(
 listeners:
-  - name: tcp_with_routes
+  - name: tcp_with_http_routes
     listen: 127.0.0.1:80
     protocol: tcp
     routes:
-      - cluster: web
+      - { match: { path_prefix: / }, cluster: web }
     limits: { max_body_size: 1MiB }
     forwarded_headers: {}
     timeouts: { header: 1s, idle: 1s, request_body: 1s }
@@ -788,8 +788,8 @@ listeners:
     listen: 127.0.0.1:82
 )" + std::string(kOneCluster)),
       (Lines{
-          R"(lb.yaml:2:5: listeners[0]: missing required key "cluster" (a tcp listener forwards every connection to one cluster))",
-          R"(lb.yaml:5:5: listeners[0].routes: only valid for http listeners (this listener is tcp))",
+          R"(lb.yaml:6:18: listeners[0].routes[0].match: missing required key "sni" (a tcp listener's route matches an SNI))",
+          R"(lb.yaml:6:20: listeners[0].routes[0].match.path_prefix: only valid for http listeners' routes (a tcp listener's routes match only sni))",
           R"(lb.yaml:7:5: listeners[0].limits: only valid for http listeners (this listener is tcp))",
           R"(lb.yaml:8:5: listeners[0].forwarded_headers: only valid for http listeners (this listener is tcp))",
           R"(lb.yaml:9:17: listeners[0].timeouts.header: only valid for http listeners (this listener is tcp))",
