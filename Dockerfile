@@ -21,10 +21,11 @@ RUN cmake --preset release -DLBD_BUILD_TESTS=OFF -DLBD_BUILD_BENCH=OFF \
 # --- runtime: the binary and the shared libraries it links -------------------------------------
 FROM debian:bookworm-slim
 # The packages of what `ldd build/release/cmd/lbd` lists: liburing.so.2 (liburing2),
-# libyaml-cpp.so.0.7 (libyaml-cpp0.7), libspdlog.so.1.10 (libspdlog1.10), libfmt.so.9 (libfmt9).
-# libc6, libstdc++6 and libgcc-s1 are in the base image already (apt needs them).
+# libyaml-cpp.so.0.7 (libyaml-cpp0.7), libspdlog.so.1.10 (libspdlog1.10), libfmt.so.9 (libfmt9),
+# libssl.so.3 and libcrypto.so.3 (libssl3, for TLS). libc6, libstdc++6 and libgcc-s1 are in the
+# base image already (apt needs them).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends liburing2 libyaml-cpp0.7 libspdlog1.10 libfmt9 \
+ && apt-get install -y --no-install-recommends liburing2 libyaml-cpp0.7 libspdlog1.10 libfmt9 libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin lbd
 COPY --from=build /src/build/release/cmd/lbd /usr/local/bin/lbd

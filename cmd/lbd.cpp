@@ -19,6 +19,7 @@
 
 #include "cmd/control.hpp"
 #include "cmd/logging.hpp"
+#include "cmd/ticket_rotation.hpp"
 #include "config/config.hpp"
 #include "proxy/worker/proxy_worker.hpp"
 #include "runtime/io_mode.hpp"
@@ -55,7 +56,7 @@ config::LoadResult load(const Options& opts) {
   if (!loaded) return loaded;
   config::Config cfg = std::move(loaded).value();
   CliOverrides{&opts}.apply(cfg);
-  return cfg;
+  return config::LoadResult(std::move(cfg), loaded.warnings());
 }
 
 Task<DriverInfo> driver_info_here() { co_return Runtime::current().driver_info(); }
@@ -67,11 +68,13 @@ class Daemon {
 
   /// Installs `cfg` on every worker; returns the errors ("" when all went well).
   Task<std::string> apply_all(std::shared_ptr<const config::Config> cfg) {
+    auto keys = tickets_.update(*cfg);
+    if (!keys) co_return "TLS session-ticket keys: " + keys.error().message() + "\n";
     std::string errors;
     for (unsigned i = 0; i < pool_->size(); ++i) {
       proxy::ProxyWorker* w = (*workers_)[i].get();
       // Named first: GCC 12 miscompiles a capturing lambda in the co_await's full-expression.
-      auto make = [w, cfg] { return w->apply(cfg); };
+      auto make = [w, cfg, k = *keys] { return w->apply(cfg, k); };
       std::string e = co_await pool_->mailbox(i).call(std::move(make));
       // Every worker binds the same addresses: report each problem once.
       if (!e.empty() && errors.find(e) == std::string::npos) errors += e;
@@ -91,6 +94,14 @@ class Daemon {
     co_await pool_->mailbox(i).call(std::move(make));
   }
 
+  /// Rotated ticket keys to every worker.
+  void publish_keys(const proxy::TicketKeyMap& keys) {
+    for (unsigned i = 0; i < pool_->size(); ++i) {
+      proxy::ProxyWorker* w = (*workers_)[i].get();
+      pool_->mailbox(i).post([w, keys] { w->set_ticket_keys(keys); });
+    }
+  }
+
   void stop_all() {
     for (unsigned i = 0; i < pool_->size(); ++i) {
       proxy::ProxyWorker* w = (*workers_)[i].get();
@@ -101,7 +112,11 @@ class Daemon {
   /// Runs until the daemon should exit; returns the exit code. The health checks and the admin
   /// listener end with it.
   Task<int> run(std::shared_ptr<const config::Config> cfg, SignalSet* signals) {
+    auto publish = [this](const proxy::TicketKeyMap& keys) { publish_keys(keys); };  // named: GCC 12
+    JoinHandle<void> rotation = spawn(tickets_.run(std::move(publish)));
     int code = co_await serve(std::move(cfg), signals);
+    tickets_.stop();
+    co_await rotation;
     co_await control_.stop();
     co_return code;
   }
@@ -145,6 +160,7 @@ class Daemon {
         case SIGHUP: {
           spdlog::info("SIGHUP: reloading {}", opts_.config_path);
           auto loaded = load(opts_);
+          for (const auto& w : loaded.warnings()) spdlog::warn("reload: {}", w.to_string());
           if (!loaded) {
             for (const auto& e : loaded.errors()) spdlog::error("reload: {}", e.to_string());
             spdlog::error("reload failed: keeping the running configuration");
@@ -219,6 +235,7 @@ class Daemon {
   std::vector<std::unique_ptr<proxy::ProxyWorker>>* workers_;  // owned by main()
   WorkerPool* pool_;                                           // owned by main()
   cmd::Control control_;  // health checks and the admin listener, on this thread
+  cmd::TicketRotation tickets_;  // the TLS listeners' session-ticket keys, on this thread
 };
 
 }  // namespace
@@ -240,17 +257,18 @@ int main(int argc, char** argv) {
   auto loaded = load(opts);
   if (opts.check) {
     if (!loaded) {
-      std::cerr << loaded.error_report();
+      std::cerr << loaded.error_report() << loaded.warning_report();
       std::cerr << "lbd: configuration file " << opts.config_path << " test failed\n";
       return 1;
     }
+    std::cerr << loaded.warning_report();  // warnings do not fail the test
     std::cout << "lbd: the configuration file " << opts.config_path << " syntax is ok\n";
     std::cout << config::describe(loaded.value());
     std::cout << "lbd: configuration file " << opts.config_path << " test is successful\n";
     return 0;
   }
   if (!loaded) {
-    std::cerr << loaded.error_report();
+    std::cerr << loaded.error_report() << loaded.warning_report();
     std::cerr << "lbd: cannot start: " << loaded.errors().size() << " error(s) in " << opts.config_path << "\n";
     return 1;
   }
@@ -271,6 +289,7 @@ int main(int argc, char** argv) {
     std::cerr << "lbd: " << err << "\n";
     return 1;
   }
+  for (const auto& w : loaded.warnings()) spdlog::warn("{}", w.to_string());
 
 
   WorkerOptions wopts;

@@ -59,12 +59,20 @@ std::string ConfigError::to_string() const {
   return out;
 }
 
-LoadResult::LoadResult(Config config) : config_(std::move(config)) {}
-LoadResult::LoadResult(std::vector<ConfigError> errors) : errors_(std::move(errors)) {}
+LoadResult::LoadResult(Config config, std::vector<ConfigError> warnings)
+    : config_(std::move(config)), warnings_(std::move(warnings)) {}
+LoadResult::LoadResult(std::vector<ConfigError> errors, std::vector<ConfigError> warnings)
+    : errors_(std::move(errors)), warnings_(std::move(warnings)) {}
 
 std::string LoadResult::error_report() const {
   std::string out;
   for (const auto& e : errors_) out += e.to_string() + "\n";
+  return out;
+}
+
+std::string LoadResult::warning_report() const {
+  std::string out;
+  for (const auto& w : warnings_) out += "warning: " + w.to_string() + "\n";
   return out;
 }
 
@@ -107,6 +115,8 @@ std::string describe(const Config& config) {
   for (const auto& l : config.listeners) {
     out += "listener " + l.name + " " + l.listen.to_string() + " " +
            std::string(to_string(l.protocol));
+    if (l.tls)
+      out += " tls (" + plural(l.tls->server.certificates.size(), "certificate") + ")";
     if (l.protocol == Protocol::kTcp) {
       out += " -> " + l.cluster + "\n";
       continue;

@@ -376,11 +376,14 @@ struct ConfigError {
   bool operator==(const ConfigError&) const = default;
 };
 
-/// A Config, or every error found in the file, in file order.
+/// A Config, or every error found in the file, in file order; and, either way, the warnings:
+/// what does not stop the file from loading but an operator should hear about (a certificate
+/// that expires soon).
 class LoadResult {
  public:
-  LoadResult(Config config);                    // NOLINT: implicit like Result
-  LoadResult(std::vector<ConfigError> errors);  // NOLINT; precondition: not empty
+  LoadResult(Config config, std::vector<ConfigError> warnings = {});  // NOLINT: implicit like Result
+  // NOLINTNEXTLINE: implicit like Result; precondition: `errors` is not empty
+  LoadResult(std::vector<ConfigError> errors, std::vector<ConfigError> warnings = {});
 
   bool has_value() const { return config_.has_value(); }
   explicit operator bool() const { return has_value(); }
@@ -395,10 +398,15 @@ class LoadResult {
   const std::vector<ConfigError>& errors() const { return errors_; }
   /// Every error's to_string(), one per line.
   std::string error_report() const;
+  /// In file order; with or without a value.
+  const std::vector<ConfigError>& warnings() const { return warnings_; }
+  /// Every warning's to_string() after "warning: ", one per line.
+  std::string warning_report() const;
 
  private:
   std::optional<Config> config_;
   std::vector<ConfigError> errors_;
+  std::vector<ConfigError> warnings_;
 };
 
 /// Reads and validates the file at `path`. Never throws (short of running out of memory).

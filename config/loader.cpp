@@ -10,12 +10,15 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
+#include <limits>
 
 #include "config/config.hpp"
 #include "config/detail/suggest.hpp"
 #include "config/detail/yaml_reader.hpp"
 #include "proxy/http/forward.hpp"
 #include "proxy/http/syntax.hpp"
+#include "proxy/tls/tls_context.hpp"
 #include "runtime/unique_fd.hpp"
 
 namespace lbd::config {
@@ -240,6 +243,54 @@ std::optional<StatusRange> read_status_range(ErrorSink& errors, const Field& f) 
   return StatusRange{static_cast<uint16_t>(*first), static_cast<uint16_t>(*last)};
 }
 
+// One of `values`, spelled as the TLS library spells it (tls::to_string), so that the config
+// file and OpenSSL's and nginx's documentation use the same words.
+template <class E>
+std::optional<E> read_tls_choice(ErrorSink& errors, const Field& f, std::initializer_list<E> values) {
+  std::vector<std::string_view> names;
+  for (E v : values) names.push_back(tls::to_string(v));
+  auto index = detail::read_choice(errors, f, names);
+  if (!index) return std::nullopt;
+  return *(values.begin() + *index);
+}
+
+// The header that carries a client certificate's subject to the backend. The proxy removes the
+// client's own copy and writes it, so it must be a field the proxy may write: not framing or
+// hop-by-hop (those the proxy manages), and not Host, which routing and the backend read.
+std::optional<std::string> read_subject_header(ErrorSink& errors, const Field& f) {
+  auto name = detail::read_string(errors, f);
+  if (!name) return std::nullopt;
+  if (name->empty()) return name;  // no header
+  if (!check_header_name(errors, f.at, f.path, *name)) return std::nullopt;
+  if (http::is_proxy_managed_field(*name) || lowercase(*name) == "host") {
+    errors.add(f.at, f.path,
+               "header " + quoted(*name) +
+                   " is managed by the proxy and cannot carry the client's subject");
+    return std::nullopt;
+  }
+  return lowercase(*name);
+}
+
+// One ALPN protocol name. An http listener speaks HTTP/1.x only: advertising another protocol
+// (h2) would have clients that choose it send bytes the listener cannot parse.
+std::optional<std::string> read_alpn_name(ErrorSink& errors, const Field& f,
+                                          std::optional<Protocol> protocol) {
+  constexpr std::size_t kMaxAlpnName = 255;  // one length byte on the wire (RFC 7301)
+  auto name = detail::read_string(errors, f);
+  if (!name) return std::nullopt;
+  if (name->empty() || name->size() > kMaxAlpnName) {
+    errors.add(f.at, f.path, "a protocol name is 1 to 255 bytes long");
+    return std::nullopt;
+  }
+  if (protocol == Protocol::kHttp && *name != "http/1.1" && *name != "http/1.0") {
+    errors.add(f.at, f.path,
+               "invalid protocol " + quoted(*name) +
+                   " for an http listener (it speaks http/1.1 and http/1.0 only)");
+    return std::nullopt;
+  }
+  return name;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The loader: one instance per file
 
@@ -261,9 +312,19 @@ struct ListenSite {
   std::string owner;  // `listener "web"` or `admin.listen`
 };
 
+// The keys that named a certificate's two files: ServerCredentials::load reports problems by
+// certificate index and file, and the loader turns them into errors at these keys.
+struct CertificateKeys {
+  Field cert;
+  Field key;
+};
+
 class Loader {
  public:
-  explicit Loader(ErrorSink& errors) : errors_(errors) {}
+  // `config_dir`: the config file's directory, against which relative file names in the file
+  // are resolved; empty for the current directory.
+  Loader(ErrorSink& errors, std::string config_dir)
+      : errors_(errors), config_dir_(std::move(config_dir)) {}
 
   Config load(const Field& root);
 
@@ -274,7 +335,15 @@ class Loader {
   void parse_shutdown(const Field& f, ShutdownConfig& shutdown);
 
   ListenerConfig parse_listener(const Field& f);
-  void parse_listener_timeouts(const Field& f, ListenerTimeouts& t, std::optional<Protocol> p);
+  void parse_listener_timeouts(const Field& f, ListenerTimeouts& t, std::optional<Protocol> p,
+                               bool tls);
+  ListenerTls parse_tls(const Field& f, std::optional<Protocol> protocol);
+  void parse_certificates(const Field& f, std::vector<tls::CertificateFiles>& certificates,
+                          std::vector<CertificateKeys>& keys);
+  std::optional<std::string> read_file_path(const Field& f);
+  void load_credentials(const Field& block, ListenerTls& tls,
+                        const std::vector<CertificateKeys>& keys,
+                        const std::optional<Field>& client_ca);
   void parse_limits(const Field& f, Limits& limits);
   void parse_forwarded_headers(const Field& f, ForwardedHeaders& fwd);
   RouteConfig parse_route(const Field& f);
@@ -298,6 +367,7 @@ class Loader {
   void check_cluster_references();
 
   ErrorSink& errors_;
+  std::string config_dir_;
   std::vector<Definition> listener_names_;
   std::vector<Definition> cluster_names_;
   std::vector<ClusterReference> cluster_references_;
@@ -440,7 +510,9 @@ ListenerConfig Loader::parse_listener(const Field& f) {
   if (auto v = m.get("max_connections"))
     assign(listener.max_connections, detail::read_int(errors_, *v, 1, detail::kNoUpperBound));
   if (auto v = m.get("backlog")) assign(listener.backlog, detail::read_int(errors_, *v, 1, 65535));
-  if (auto v = m.get("timeouts")) parse_listener_timeouts(*v, listener.timeouts, protocol);
+  auto tls = m.get("tls");
+  if (auto v = m.get("timeouts"))
+    parse_listener_timeouts(*v, listener.timeouts, protocol, tls.has_value());
 
   const bool tcp = protocol == Protocol::kTcp;
   if (auto v = m.get("forwarding")) {
@@ -461,6 +533,7 @@ ListenerConfig Loader::parse_listener(const Field& f) {
       for (const Field& item : *items) listener.routes.push_back(parse_route(item));
     }
   }
+  if (tls) listener.tls = parse_tls(*tls, protocol);
   m.finish();
 
   if (protocol == Protocol::kTcp && !cluster)
@@ -475,7 +548,7 @@ void Loader::report_http_only(const Field& f) {
 }
 
 void Loader::parse_listener_timeouts(const Field& f, ListenerTimeouts& t,
-                                     std::optional<Protocol> protocol) {
+                                     std::optional<Protocol> protocol, bool tls) {
   MapReader m(errors_, f);
   const bool tcp = protocol == Protocol::kTcp;
   if (auto v = m.get("header"))
@@ -484,7 +557,201 @@ void Loader::parse_listener_timeouts(const Field& f, ListenerTimeouts& t,
   if (auto v = m.get("request_body"))
     tcp ? report_http_only(*v)
         : assign(t.request_body, detail::read_positive_duration(errors_, *v));
+  if (auto v = m.get("handshake")) {
+    if (tls)
+      assign(t.handshake, detail::read_positive_duration(errors_, *v));
+    else
+      errors_.add(v->key_at, v->path, "only valid for tls listeners (this listener has no tls)");
+  }
   m.finish();
+}
+
+ListenerTls Loader::parse_tls(const Field& f, std::optional<Protocol> protocol) {
+  ListenerTls tls;
+  tls::ServerOptions& opts = tls.server;
+  // A tcp listener carries any protocol: with an ALPN list of its own it would refuse every
+  // client that offers other names (RFC 7301), so it advertises none unless told to.
+  if (protocol == Protocol::kTcp) {
+    opts.alpn.clear();
+    tls.client_subject_header.clear();
+  }
+  MapReader m(errors_, f);
+  if (!m.ok()) return tls;
+
+  // The files are checked only when the keys that name them are valid: with a missing key or a
+  // malformed list, loading would add only knock-on errors ("no certificate is given").
+  const std::size_t errors_before_files = errors_.count();
+  std::vector<CertificateKeys> keys;
+  auto cert = m.get("cert");
+  auto key = m.get("key");
+  auto list = m.get("certificates");
+  if (list && (cert || key)) {
+    const Field& single = cert ? *cert : *key;
+    errors_.add(single.key_at, single.path,
+                "cannot be combined with certificates (give one certificate as cert and key, or "
+                "several as certificates)");
+  } else if (list) {
+    parse_certificates(*list, opts.certificates, keys);
+  } else if (cert || key) {
+    auto chain_file = cert ? read_file_path(*cert) : std::nullopt;
+    auto key_file = key ? read_file_path(*key) : std::nullopt;
+    if (!cert) m.report_missing("cert", "the certificate that goes with key");
+    if (!key) m.report_missing("key", "the private key of cert");
+    if (chain_file && key_file) {
+      opts.certificates.push_back(tls::CertificateFiles{*chain_file, *key_file, {}});
+      keys.push_back(CertificateKeys{*cert, *key});
+    }
+  } else {
+    m.report_missing("cert", "a tls listener needs cert and key, or certificates");
+  }
+  auto client_ca = m.get("client_ca");
+  if (client_ca) assign(opts.client_ca_file, read_file_path(*client_ca));
+  const bool files_valid = errors_.count() == errors_before_files;
+
+  if (auto v = m.get("min_version"))
+    assign(opts.min_version,
+           read_tls_choice(errors_, *v,
+                           {tls::TlsVersion::kTls1_0, tls::TlsVersion::kTls1_1,
+                            tls::TlsVersion::kTls1_2, tls::TlsVersion::kTls1_3}));
+  if (auto v = m.get("ciphers")) assign(opts.ciphers, detail::read_string(errors_, *v));
+  if (auto v = m.get("ciphersuites")) assign(opts.ciphersuites, detail::read_string(errors_, *v));
+  if (auto v = m.get("groups")) {
+    auto groups = detail::read_string(errors_, *v);
+    if (groups && groups->empty()) {
+      errors_.add(v->at, v->path, "must not be empty (leave groups out for the default)");
+      groups.reset();
+    }
+    assign(opts.groups, groups);
+  }
+  if (auto v = m.get("alpn")) {
+    if (auto items = detail::list_items(errors_, *v)) {
+      opts.alpn.clear();
+      for (const Field& item : *items) {
+        auto name = read_alpn_name(errors_, item, protocol);
+        if (!name) continue;
+        if (std::find(opts.alpn.begin(), opts.alpn.end(), *name) != opts.alpn.end()) {
+          errors_.add(item.at, item.path, "duplicate protocol " + quoted(*name));
+          continue;
+        }
+        opts.alpn.push_back(*name);
+      }
+    }
+  }
+  // Read as text, so that YAML 1.1's boolean spelling "off" means what it says here.
+  if (auto v = m.get("verify_client"))
+    assign(opts.verify_client,
+           read_tls_choice(errors_, *v,
+                           {tls::VerifyClient::kOff, tls::VerifyClient::kOptional,
+                            tls::VerifyClient::kRequired}));
+  if (auto v = m.get("ticket_rotation")) {
+    auto rotation = detail::read_duration(errors_, *v);
+    // A key that changes every few seconds would end resumption for most clients and cost a
+    // key generation per period; below a minute it is surely a unit mistake.
+    if (rotation && *rotation != Duration::zero() && *rotation < 1min) {
+      errors_.add(v->at, v->path,
+                  "must be 0s (no tickets) or at least 1m, got " + format_duration(*rotation));
+      rotation.reset();
+    }
+    assign(tls.ticket_rotation, rotation);
+  }
+  if (auto v = m.get("client_subject_header")) {
+    if (protocol == Protocol::kTcp)
+      report_http_only(*v);
+    else
+      assign(tls.client_subject_header, read_subject_header(errors_, *v));
+  }
+  m.finish();
+
+  // A session lives as long as a ticket key is current: resuming it after that would outlast
+  // the rotation that was meant to bound how long one key protects it.
+  if (tls.ticket_rotation > Duration::zero())
+    opts.session_lifetime_seconds = static_cast<uint32_t>(
+        std::min<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(tls.ticket_rotation).count(),
+                          std::numeric_limits<uint32_t>::max()));
+  if (files_valid) load_credentials(f, tls, keys, client_ca);
+  return tls;
+}
+
+void Loader::parse_certificates(const Field& f, std::vector<tls::CertificateFiles>& certificates,
+                                std::vector<CertificateKeys>& keys) {
+  auto items = detail::list_items(errors_, f);
+  if (!items) return;
+  if (items->empty()) errors_.add(f.at, f.path, "expected at least one certificate");
+  for (const Field& item : *items) {
+    MapReader m(errors_, item);
+    if (!m.ok()) continue;
+    tls::CertificateFiles files;
+    auto cert = m.require("cert");
+    auto key = m.require("key");
+    auto chain_file = cert ? read_file_path(*cert) : std::nullopt;
+    auto key_file = key ? read_file_path(*key) : std::nullopt;
+    if (auto v = m.get("names")) {
+      if (auto names = detail::list_items(errors_, *v)) {
+        if (names->empty())
+          errors_.add(v->at, v->path,
+                      "expected at least one name (leave names out for the certificate's own)");
+        for (const Field& n : *names) {
+          auto name = read_host_pattern(errors_, n);
+          if (!name) continue;
+          if (std::find(files.names.begin(), files.names.end(), *name) != files.names.end()) {
+            errors_.add(n.at, n.path, "duplicate name " + quoted(*name));
+            continue;
+          }
+          files.names.push_back(*name);
+        }
+      }
+    }
+    m.finish();
+    if (!chain_file || !key_file) continue;
+    files.chain_file = *chain_file;
+    files.key_file = *key_file;
+    certificates.push_back(std::move(files));
+    keys.push_back(CertificateKeys{*cert, *key});
+  }
+}
+
+// Relative names are taken from the config file's directory, not the daemon's working
+// directory, so that a config and its certificates can move together.
+std::optional<std::string> Loader::read_file_path(const Field& f) {
+  auto text = detail::read_string(errors_, f);
+  if (!text) return std::nullopt;
+  if (text->empty()) {
+    errors_.add(f.at, f.path, "must not be empty (expected a file path)");
+    return std::nullopt;
+  }
+  if (text->starts_with('/') || config_dir_.empty()) return text;
+  return config_dir_.ends_with('/') ? config_dir_ + *text : config_dir_ + "/" + *text;
+}
+
+// Reads and checks the files; every problem lands on the key that named its file, or on the
+// tls key for those about no file (a cipher list, a missing client_ca).
+void Loader::load_credentials(const Field& block, ListenerTls& tls,
+                              const std::vector<CertificateKeys>& keys,
+                              const std::optional<Field>& client_ca) {
+  tls::LoadReport report;
+  tls.credentials = tls::ServerCredentials::load(tls.server, report);
+  auto key_of = [&](const tls::LoadProblem& p) -> const Field& {
+    if (p.file.empty()) return block;
+    if (p.certificate < keys.size()) {
+      const tls::CertificateFiles& files = tls.server.certificates[p.certificate];
+      if (p.file == files.chain_file) return keys[p.certificate].cert;
+      if (p.file == files.key_file) return keys[p.certificate].key;
+    }
+    if (client_ca && p.file == tls.server.client_ca_file) return *client_ca;
+    return block;
+  };
+  for (const tls::LoadProblem& p : report.errors) {
+    const Field& at = key_of(p);
+    errors_.add(at.at, at.path, p.message);
+  }
+  for (const tls::LoadProblem& p : report.warnings) {
+    const Field& at = key_of(p);
+    errors_.warn(at.at, at.path, p.message);
+  }
+  // load() returns null only with errors; this keeps a Config from ever holding a tls
+  // listener without credentials should that change.
+  if (!tls.credentials && report.errors.empty())
+    errors_.add(block.at, block.path, "the certificates could not be loaded");
 }
 
 void Loader::parse_limits(const Field& f, Limits& limits) {
@@ -905,8 +1172,16 @@ void Loader::add_listen_site(const SocketAddress& address, const Field& f, std::
 // ---------------------------------------------------------------------------------------------
 // Entry points
 
+// "/etc/lbd" for "/etc/lbd/lb.yaml", "/" for "/lb.yaml", "" for "lb.yaml".
+std::string directory_of(const std::string& file) {
+  const std::size_t slash = file.rfind('/');
+  if (slash == std::string::npos) return "";
+  return slash == 0 ? "/" : file.substr(0, slash);
+}
+
 LoadResult load_from_text(std::string_view yaml, const std::string& source_name) {
   ErrorSink errors(source_name);
+  auto warnings = [&errors] { return errors.take_sorted_warnings(); };
   try {
     std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
     if (documents.empty()) {
@@ -915,11 +1190,11 @@ LoadResult load_from_text(std::string_view yaml, const std::string& source_name)
       errors.add(detail::position_of(documents[1].Mark()), "",
                  "more than one YAML document (a config is exactly one)");
     } else {
-      Loader loader(errors);
+      Loader loader(errors, directory_of(source_name));
       Config config = loader.load(detail::root_field(documents[0]));
       if (errors.empty()) {
         config.source_path = source_name;
-        return config;
+        return LoadResult(std::move(config), warnings());
       }
     }
   } catch (const YAML::DeepRecursion& e) {
@@ -930,7 +1205,7 @@ LoadResult load_from_text(std::string_view yaml, const std::string& source_name)
   } catch (const std::exception& e) {
     errors.add({}, "", std::string("cannot load config: ") + e.what());
   }
-  return errors.take_sorted();
+  return LoadResult(errors.take_sorted(), warnings());
 }
 
 }  // namespace

@@ -18,12 +18,24 @@ void ErrorSink::add(Position at, std::string key_path, std::string message) {
       ConfigError{file_, at.line, at.column, std::move(key_path), std::move(message)});
 }
 
-std::vector<ConfigError> ErrorSink::take_sorted() {
-  std::stable_sort(errors_.begin(), errors_.end(), [](const ConfigError& a, const ConfigError& b) {
+void ErrorSink::warn(Position at, std::string key_path, std::string message) {
+  warnings_.push_back(
+      ConfigError{file_, at.line, at.column, std::move(key_path), std::move(message)});
+}
+
+namespace {
+
+std::vector<ConfigError> sorted(std::vector<ConfigError>& list) {
+  std::stable_sort(list.begin(), list.end(), [](const ConfigError& a, const ConfigError& b) {
     return a.line != b.line ? a.line < b.line : a.column < b.column;
   });
-  return std::move(errors_);
+  return std::move(list);
 }
+
+}  // namespace
+
+std::vector<ConfigError> ErrorSink::take_sorted() { return sorted(errors_); }
+std::vector<ConfigError> ErrorSink::take_sorted_warnings() { return sorted(warnings_); }
 
 Field root_field(const YAML::Node& root) {
   const Position at = position_of(root.Mark());

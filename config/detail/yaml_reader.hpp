@@ -36,13 +36,21 @@ class ErrorSink {
   explicit ErrorSink(std::string file) : file_(std::move(file)) {}
 
   void add(Position at, std::string key_path, std::string message);
+  /// Something that does not stop the file from loading (a certificate close to expiry).
+  void warn(Position at, std::string key_path, std::string message);
   bool empty() const { return errors_.empty(); }
+  /// The number of errors so far: a caller compares two counts to learn whether its part of
+  /// the file added any.
+  std::size_t count() const { return errors_.size(); }
   /// The errors in file order (stable for errors at the same position).
   std::vector<ConfigError> take_sorted();
+  /// The warnings, in file order like the errors.
+  std::vector<ConfigError> take_sorted_warnings();
 
  private:
   std::string file_;
   std::vector<ConfigError> errors_;
+  std::vector<ConfigError> warnings_;
 };
 
 /// A value in the tree and where it came from.

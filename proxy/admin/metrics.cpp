@@ -171,6 +171,21 @@ void render_listeners(PromWriter& w, const std::vector<ListenerReport>& listener
     w.sample("lbd_listener_connect_errors_total", base[i], s.connect_timeout, "cause", "timeout");
     w.sample("lbd_listener_connect_errors_total", base[i], s.connect_other, "cause", "other");
   }
+  // TLS listeners only: a plain listener has no handshakes to count.
+  w.family("lbd_listener_tls_handshakes_total", "counter",
+           "TLS handshakes on the listener, by result (ok, resumed: of the ok ones, from a ticket; failed; timeout: "
+           "not finished within timeouts.handshake; plain_http: plain HTTP sent to the TLS port, answered 400; "
+           "not_tls: other bytes, closed).");
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    if (!listeners[i].tls) continue;
+    const ListenerStats& s = listeners[i].stats;
+    w.sample("lbd_listener_tls_handshakes_total", base[i], s.tls_handshakes, "result", "ok");
+    w.sample("lbd_listener_tls_handshakes_total", base[i], s.tls_resumed, "result", "resumed");
+    w.sample("lbd_listener_tls_handshakes_total", base[i], s.tls_handshake_failures, "result", "failed");
+    w.sample("lbd_listener_tls_handshakes_total", base[i], s.tls_handshake_timeouts, "result", "timeout");
+    w.sample("lbd_listener_tls_handshakes_total", base[i], s.tls_plain_http, "result", "plain_http");
+    w.sample("lbd_listener_tls_handshakes_total", base[i], s.tls_not_tls, "result", "not_tls");
+  }
 }
 
 /// One endpoint with the labels every one of its samples carries.

@@ -26,7 +26,7 @@ json process_json(const ProcessReport& p) {
 
 json listener_json(const ListenerReport& l) {
   const ListenerStats& s = l.stats;
-  return {{"name", l.name},
+  json out = {{"name", l.name},
           {"address", l.address},
           {"protocol", l.protocol},
           {"connections", {{"accepted", s.accepted}, {"active", s.active}, {"rejected_over_limit", s.rejected_over_limit}}},
@@ -40,6 +40,12 @@ json listener_json(const ListenerReport& l) {
             {"upstream", s.upstream_errors},
             {"idle_timeouts", s.idle_timeouts},
             {"connect", {{"refused", s.connect_refused}, {"timeout", s.connect_timeout}, {"other", s.connect_other}}}}}};
+  if (l.tls) {
+    out["tls"] = {{"handshakes", s.tls_handshakes},      {"resumed", s.tls_resumed},
+                  {"failed", s.tls_handshake_failures}, {"timeouts", s.tls_handshake_timeouts},
+                  {"plain_http", s.tls_plain_http},     {"not_tls", s.tls_not_tls}};
+  }
+  return out;
 }
 
 json endpoint_json(const EndpointReport& e) {

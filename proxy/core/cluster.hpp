@@ -15,6 +15,7 @@
 
 #include "config/config.hpp"
 #include "proxy/balancer/balancer.hpp"
+#include "proxy/core/byte_stream.hpp"
 #include "proxy/core/endpoint_book.hpp"
 #include "proxy/core/stats.hpp"
 #include "proxy/core/upstream_pool.hpp"
@@ -50,6 +51,7 @@ struct Upstream {
   std::size_t endpoint = 0;
   EndpointLease lease;
   bool reused = false;  // taken from the keep-alive pool rather than freshly connected
+  ByteStream io() { return ByteStream(&stream); }
 };
 
 /// Why connecting to a cluster failed, for counters and the client's answer.

@@ -63,10 +63,15 @@ Task<PumpEnd> splice_through(StreamSocket* from, StreamSocket* to, int pipe_out,
 /// must not hold the session forever. A coroutine of its own, so that the write state is not
 /// in the frame of a pump that waits to read (all an idle session does); `buf` stays in the
 /// pump's frame.
-Task<Result<void>> write_all_within(StreamSocket* to, Buffer* bufp, Duration idle) {
+Task<Result<void>> write_all_within(ByteStream to, Buffer* bufp, Duration idle) {
   Buffer& buf = *bufp;
+  if (to.tls()) {  // records, written whole
+    auto [w, back] = co_await to.write_all(std::move(buf), idle);
+    buf = std::move(back);
+    co_return w;
+  }
   for (std::size_t done = 0; done < buf.size();) {
-    auto [w, back] = co_await to->write(std::move(buf), done).with_timeout(idle);
+    auto [w, back] = co_await to.socket()->write(std::move(buf), done).with_timeout(idle);
     buf = std::move(back);
     if (!w) co_return w.error();
     if (*w == 0) co_return errno_error(EPIPE);
@@ -81,9 +86,10 @@ void PumpPeer::stop_other() {
   if (other_inline) other_inline->cancel();
 }
 
-Task<PumpEnd> pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::time_point* last_activity,
+Task<PumpEnd> pump(ByteStream from, ByteStream to, Duration idle, Clock::time_point* last_activity,
                    uint64_t* bytes, PumpPeer* peer, config::Forwarding mode) {
   CancelLink link(peer->kill);  // links nothing when null
+  if (from.tls() || to.tls()) mode = config::Forwarding::kCopy;  // TLS bytes pass through OpenSSL
   std::optional<Pipe> pipe;
   if (mode == config::Forwarding::kSplice) {
     pipe = open_pipe("closing the session");
@@ -96,14 +102,14 @@ Task<PumpEnd> pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::t
   // switch neither loses nor reorders a byte.
   unsigned full_reads = 0;
   while (!pipe) {
-    auto r = co_await from->read_pooled(idle);
+    auto r = co_await from.read(idle);
     if (!r) {
       if (r.error().is(ETIMEDOUT) && Clock::now() - *last_activity < idle) continue;  // the other way is busy
       co_return failed(r.error(), PumpEnd::kReadError, peer);
     }
     Buffer& buf = *r;
     if (buf.empty()) {
-      (void)to->shutdown_write();  // the peer may be gone already; the other pump finds out
+      (void)co_await to.shutdown(idle);  // the peer may be gone already; the other pump finds out
       co_return PumpEnd::kEof;
     }
     *last_activity = Clock::now();
@@ -116,21 +122,21 @@ Task<PumpEnd> pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::t
       if (!pipe) mode = config::Forwarding::kCopy;
     }
   }
-  co_return co_await splice_through(from, to, pipe->first.get(), pipe->second.get(), idle, last_activity, bytes, peer);
+  co_return co_await splice_through(from.socket(), to.socket(), pipe->first.get(), pipe->second.get(), idle, last_activity, bytes, peer);
 }
 
-void Relay::spawn_down(StreamSocket* upstream, StreamSocket* client, Duration idle, uint64_t* bytes,
+void Relay::spawn_down(ByteStream upstream, ByteStream client, Duration idle, uint64_t* bytes,
                        CancelSource* kill, config::Forwarding mode) {
   down_peer.kill = kill;
   down_task.emplace(spawn(pump(upstream, client, idle, &last_activity, bytes, &down_peer, mode)));
 }
 
-Task<PumpEnd> Relay::up(StreamSocket* client, StreamSocket* upstream, Duration idle, uint64_t* bytes,
+Task<PumpEnd> Relay::up(ByteStream client, ByteStream upstream, Duration idle, uint64_t* bytes,
                         config::Forwarding mode) {
   return pump(client, upstream, idle, &last_activity, bytes, &up_peer, mode);
 }
 
-Task<void> relay_both_ways(StreamSocket* client, StreamSocket* upstream, Duration client_idle, Duration upstream_idle,
+Task<void> relay_both_ways(ByteStream client, ByteStream upstream, Duration client_idle, Duration upstream_idle,
                            ListenerStats* stats, CancelSource* kill, config::Forwarding mode, PumpEnd* client_end,
                            PumpEnd* upstream_end) {
   Relay relay;

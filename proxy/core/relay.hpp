@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "config/config.hpp"
+#include "proxy/core/byte_stream.hpp"
 #include "proxy/core/stats.hpp"
 #include "runtime/cancel.hpp"
 #include "runtime/net.hpp"
@@ -32,9 +33,9 @@ struct PumpPeer {
 /// has moved in either direction for `idle` (`last_activity` is shared by both directions).
 /// `mode`: kCopy reads into pooled buffers and writes them out; kSplice moves the bytes through
 /// a pipe with splice(2), never entering user space; kAuto copies until reads keep filling the
-/// whole pooled buffer (bulk), then splices, creating its pipe only then. A pump that ends with
-/// an error stops the other direction.
-Task<PumpEnd> pump(StreamSocket* from, StreamSocket* to, Duration idle, Clock::time_point* last_activity,
+/// whole pooled buffer (bulk), then splices, creating its pipe only then. A TLS side always
+/// copies. A pump that ends with an error stops the other direction.
+Task<PumpEnd> pump(ByteStream from, ByteStream to, Duration idle, Clock::time_point* last_activity,
                    uint64_t* bytes, PumpPeer* peer, config::Forwarding mode);
 
 /// Both directions of one relay, kept in the relaying coroutine's frame. Either direction must
@@ -58,17 +59,17 @@ struct Relay {
   Relay(const Relay&) = delete;  // the peers point into it
 
   /// Starts the upstream -> client direction; `kill` is linked to its task.
-  void spawn_down(StreamSocket* upstream, StreamSocket* client, Duration idle, uint64_t* bytes, CancelSource* kill,
+  void spawn_down(ByteStream upstream, ByteStream client, Duration idle, uint64_t* bytes, CancelSource* kill,
                   config::Forwarding mode);
   /// The client -> upstream direction, to be awaited inline.
-  Task<PumpEnd> up(StreamSocket* client, StreamSocket* upstream, Duration idle, uint64_t* bytes,
+  Task<PumpEnd> up(ByteStream client, ByteStream upstream, Duration idle, uint64_t* bytes,
                    config::Forwarding mode);
 };
 
 /// A Relay between `client` and `upstream` until both directions have ended, counting the bytes
 /// in `stats`. Precondition: the calling task is linked to `kill` (the worker links every
 /// session's task).
-Task<void> relay_both_ways(StreamSocket* client, StreamSocket* upstream, Duration client_idle, Duration upstream_idle,
+Task<void> relay_both_ways(ByteStream client, ByteStream upstream, Duration client_idle, Duration upstream_idle,
                            ListenerStats* stats, CancelSource* kill, config::Forwarding mode, PumpEnd* client_end,
                            PumpEnd* upstream_end);
 

@@ -56,6 +56,7 @@ struct ListenerReport {
   std::string address;   // "0.0.0.0:8080"
   std::string protocol;  // "http" | "tcp"
   ListenerStats stats;   // summed over workers
+  bool tls = false;      // terminates TLS
 };
 
 /// One worker's part.

@@ -4,6 +4,7 @@
 // switch. Sessions of every protocol get the same.
 
 #include <memory>
+#include <string>
 
 #include "config/config.hpp"
 #include "proxy/core/drain.hpp"
@@ -24,6 +25,9 @@ struct SessionEnv {
   SocketAddress peer;              // the client
   Drain* drain = nullptr;          // the worker's; outlives its sessions
   CancelSource* kill = nullptr;    // the worker's kill switch: ends every session at once
+  /// The TLS client certificate's subject (RFC 2253), once the handshake verified one; empty
+  /// otherwise. For the access log and the backend's header.
+  std::string client_subject;
 };
 
 }  // namespace lbd::proxy

@@ -40,6 +40,13 @@ struct ListenerStats {
   uint64_t requests = 0;           // request heads received
   uint64_t http_errors = 0;        // requests answered by lbd itself (4xx/5xx)
   StatusClassCounts responses{};   // responses sent to clients by status class
+  // TLS listeners.
+  uint64_t tls_handshakes = 0;          // handshakes completed
+  uint64_t tls_resumed = 0;             // of them, resumed from a ticket
+  uint64_t tls_handshake_failures = 0;  // refused or broken handshakes (no shared version, bad client certificate, ...)
+  uint64_t tls_handshake_timeouts = 0;  // not finished within timeouts.handshake
+  uint64_t tls_plain_http = 0;          // plain HTTP sent to the TLS port (answered 400)
+  uint64_t tls_not_tls = 0;             // first bytes neither TLS nor HTTP (closed)
 
   /// Counts a response of `status` (100..599) sent to a client.
   void count_response(int status) { count_status(responses, status); }
@@ -60,6 +67,12 @@ struct ListenerStats {
     requests += o.requests;
     http_errors += o.http_errors;
     add_counts(responses, o.responses);
+    tls_handshakes += o.tls_handshakes;
+    tls_resumed += o.tls_resumed;
+    tls_handshake_failures += o.tls_handshake_failures;
+    tls_handshake_timeouts += o.tls_handshake_timeouts;
+    tls_plain_http += o.tls_plain_http;
+    tls_not_tls += o.tls_not_tls;
     return *this;
   }
 };

@@ -128,6 +128,7 @@ void serialize_request_head(const RequestHead& req, const RequestForwardConfig& 
     }
     if (config.x_forwarded_proto && iequals(f.name, "X-Forwarded-Proto")) continue;
     if (config.x_forwarded_host && iequals(f.name, "X-Forwarded-Host")) continue;
+    if (!config.client_subject_header.empty() && iequals(f.name, config.client_subject_header)) continue;
     // An HTTP/1.0 client's expectation is ignored (RFC 9110 §10.1.1); passing it on would make
     // the server send a 100 that must not reach that client.
     if (req.version == HttpVersion::kHttp10 && iequals(f.name, "Expect")) continue;
@@ -153,6 +154,8 @@ void serialize_request_head(const RequestHead& req, const RequestForwardConfig& 
   if (append_xff && !xff_written) append_field(out, "X-Forwarded-For", ctx.client_ip);
   if (config.x_forwarded_proto) append_field(out, "X-Forwarded-Proto", ctx.scheme);
   if (config.x_forwarded_host && !req.host.empty()) append_field(out, "X-Forwarded-Host", req.host);
+  if (!config.client_subject_header.empty() && !ctx.client_subject.empty())
+    append_field(out, config.client_subject_header, ctx.client_subject);
   append_added(out, config.headers);
   out.append(kCrlf);
 }

@@ -42,6 +42,9 @@ struct RequestForwardConfig {
   bool allow_upgrade = true;
   std::vector<PathRewrite> path_rewrites;  // the first whose `from` matches applies
   HeaderEdits headers;
+  /// The field that carries a TLS client certificate's subject (lowercase); empty: none. Any
+  /// such field from the client is dropped, so only lbd's reaches the backend.
+  std::string client_subject_header;
 };
 
 /// Per-request facts the serializer cannot know from the head.
@@ -50,6 +53,8 @@ struct RequestForwardContext {
   std::string_view client_ip;
   /// Scheme the client used, for X-Forwarded-Proto.
   std::string_view scheme = "http";
+  /// The TLS client certificate's subject; empty when the client presented none.
+  std::string_view client_subject;
 };
 
 /// Appends the request head to send upstream: `METHOD origin-target HTTP/1.1`, then the

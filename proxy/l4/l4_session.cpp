@@ -16,7 +16,7 @@ void count_end(ListenerStats& st, PumpEnd end, bool from_client) {
 }
 }  // namespace
 
-Task<void> run_l4_session(TcpStream* client, const SessionEnv* env, Cluster* cluster) {
+Task<void> run_l4_session(ByteStream client, const SessionEnv* env, Cluster* cluster) {
   ListenerStats& st = *env->stats;
   auto connected = co_await cluster->connect(cluster->pick_context(env->peer), &st);
   if (auto* err = std::get_if<ConnectError>(&connected)) {
@@ -34,11 +34,11 @@ Task<void> run_l4_session(TcpStream* client, const SessionEnv* env, Cluster* clu
   // mostly its frames).
   const config::Forwarding mode = env->listener->forwarding;
   Relay relay;
-  relay.spawn_down(&up.stream, client, cluster->config().timeouts.idle, &st.bytes_to_client, env->kill, mode);
+  relay.spawn_down(up.io(), client, cluster->config().timeouts.idle, &st.bytes_to_client, env->kill, mode);
   PumpEnd client_end;
   {
     CancelRegion region(&relay.stop_up);
-    client_end = co_await relay.up(client, &up.stream, env->listener->timeouts.idle, &st.bytes_from_client, mode);
+    client_end = co_await relay.up(client, up.io(), env->listener->timeouts.idle, &st.bytes_from_client, mode);
   }
   PumpEnd upstream_end = co_await *relay.down_task;
   count_end(st, client_end, true);

@@ -132,6 +132,10 @@ std::string format_access(const AccessRecord& r, config::AccessLogFormat format)
     else append_seconds(out, r.upstream_time);
     out += ",\"cause\":";
     append_json_string(out, r.cause);
+    if (!r.client_subject.empty()) {  // TLS client certificates only
+      out += ",\"client_subject\":";
+      append_json_string(out, r.client_subject);
+    }
     out += '}';
     return out;
   }

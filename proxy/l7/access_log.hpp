@@ -35,6 +35,7 @@ struct AccessRecord {
   Duration request_time{};       // first byte of the request to the last of the response
   Duration upstream_time{-1};    // connect to end of the upstream response; -1: no upstream
   std::string_view cause = "ok";  // how the exchange ended: ok, upstream_refused, client_closed, ...
+  std::string_view client_subject;  // the TLS client certificate's subject; empty: none
 };
 
 /// Installs the logger exchanges go to (nullptr: access log off). Called by cmd/ at start-up.

@@ -40,6 +40,7 @@ void write_access(const SessionEnv& env, const RequestHead* head, Clock::time_po
   r.status = status;
   r.bytes_sent = bytes;
   r.cause = cause;
+  r.client_subject = env.client_subject;
   const auto now = Clock::now();
   r.request_time = now - request_start;
   if (head) {
@@ -147,9 +148,9 @@ Task<ExchangeResult> Exchange::run() {
     // The request head.
     stage_.clear();
     std::string& head = stage_.scratch();
-    serialize_request_head(req_, route_->request, RequestForwardContext{ctx_.client_ip, ctx_.scheme}, head);
-    auto w = co_await stage_.append(&up.stream, head, write_limit);
-    if (w && !has_body) w = co_await stage_.flush(&up.stream, write_limit);
+    serialize_request_head(req_, route_->request, RequestForwardContext{ctx_.client_ip, ctx_.scheme, ctx_.client_subject}, head);
+    auto w = co_await stage_.append(up.io(), head, write_limit);
+    if (w && !has_body) w = co_await stage_.flush(up.io(), write_limit);
     if (!w) {
       if (may_retry(up)) {
         retried_ = true;  // the pooled connection had gone stale: one fresh attempt
@@ -165,7 +166,7 @@ Task<ExchangeResult> Exchange::run() {
         // Answer the client's Expect ourselves, as nginx does, so it sends the body now; a 100
         // the backend sends later is then not passed on twice. The stage holds the upstream's
         // head: send that first, then the 100 to the client.
-        auto f = co_await stage_.flush(&up.stream, write_limit);
+        auto f = co_await stage_.flush(up.io(), write_limit);
         if (!f) {
           co_await fail(502, "writing the request to " + upstream_addr_->to_string() + ": " + f.error().message());
           co_return ExchangeResult{};
@@ -223,8 +224,8 @@ Task<bool> Exchange::forward_request_body(Upstream* up) {
           co_await fail(413, "request body larger than limits.max_body_size");
           co_return false;
         }
-        auto w = chunked ? co_await stage_.append_chunk(&up->stream, piece.data, write_limit)
-                         : co_await stage_.append(&up->stream, piece.data, write_limit);
+        auto w = chunked ? co_await stage_.append_chunk(up->io(), piece.data, write_limit)
+                         : co_await stage_.append(up->io(), piece.data, write_limit);
         if (!w) {
           co_await fail(502, "sending the request body to " + upstream_addr_->to_string() + ": " + w.error().message());
           co_return false;
@@ -235,13 +236,13 @@ Task<bool> Exchange::forward_request_body(Upstream* up) {
         if (chunked) {
           std::string& last = stage_.scratch();
           append_last_chunk(last, piece.trailers);
-          auto w = co_await stage_.append(&up->stream, last, write_limit);
+          auto w = co_await stage_.append(up->io(), last, write_limit);
           if (!w) {
             co_await fail(502, "sending the request body: " + w.error().message());
             co_return false;
           }
         }
-        auto w = co_await stage_.flush(&up->stream, write_limit);
+        auto w = co_await stage_.flush(up->io(), write_limit);
         if (!w) {
           co_await fail(502, "sending the request body: " + w.error().message());
           co_return false;
@@ -249,7 +250,7 @@ Task<bool> Exchange::forward_request_body(Upstream* up) {
         co_return true;
       }
       case Downstream::BodyPiece::Kind::kNeedMore: {
-        auto f = co_await stage_.flush(&up->stream, write_limit);
+        auto f = co_await stage_.flush(up->io(), write_limit);
         if (!f) {
           co_await fail(502, "sending the request body: " + f.error().message());
           co_return false;
@@ -301,7 +302,7 @@ Task<Relayed> Exchange::relay_response(Upstream* up) {
         access(status, "client_closed", bytes);
         co_return Relayed::kFailed;
       }
-      auto r = co_await up->stream.read_pooled().with_timeout(read_limit);
+      auto r = co_await up->io().read(read_limit);
       if (!r) {
         if (!got_any && !r.error().is(ETIMEDOUT) && !r.error().is(ECANCELED)) co_return Relayed::kRetryable;
         const bool timed_out = r.error().is(ETIMEDOUT);

@@ -74,6 +74,7 @@ struct ExchangeContext {
   OutputStage* stage = nullptr;        // where the request is staged on its way upstream (the caller's)
   std::string_view client_ip;          // the client's address as text, for X-Forwarded-For
   std::string_view scheme = "http";    // for X-Forwarded-Proto
+  std::string_view client_subject;     // the TLS client certificate's subject; empty: none
   Clock::time_point request_start;     // the request's first byte, for the access log
 };
 

@@ -7,7 +7,6 @@
 
 #include "proxy/l7/http1_connection.hpp"
 
-#include <sys/socket.h>
 
 #include <cerrno>
 
@@ -35,8 +34,8 @@ class Http1Downstream;
 
 class Http1Connection {
  public:
-  Http1Connection(TcpStream* client, const SessionEnv* env, const HttpRouter* router)
-      : client_(*client),
+  Http1Connection(ByteStream client, const SessionEnv* env, const HttpRouter* router)
+      : client_(client),
         env_(*env),
         router_(router),
         limits_{env_.listener->limits.max_request_line, env_.listener->limits.max_header_bytes} {}
@@ -66,10 +65,7 @@ class Http1Connection {
 
   /// Whether the client's socket holds bytes nobody has read yet (a peek; nothing is taken).
   /// Only for the drain's decision on an idle connection, so it costs a syscall only then.
-  bool client_has_bytes() const {
-    char byte;
-    return ::recv(client_.fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
-  }
+  bool client_has_bytes() const { return client_.has_unread_input(); }
 
   /// Makes a completed client read the current chunk. false: EOF.
   Result<bool> take_input(Result<Buffer> r) {
@@ -95,10 +91,10 @@ class Http1Connection {
   Task<void> send_error_page(int status) {
     const std::string_view page = make_error_response(status, false);
     env_.stats->bytes_to_client += page.size();
-    (void)co_await stage_.send(&client_, page, env_.listener->timeouts.idle);
+    (void)co_await stage_.send(client_, page, env_.listener->timeouts.idle);
   }
 
-  TcpStream& client_;          // owned by the worker's session task
+  ByteStream client_;          // its socket (and TLS) owned by the worker's session task
   const SessionEnv& env_;      // likewise
   const HttpRouter* router_;   // in env_.snapshot
   HttpParserLimits limits_;
@@ -144,11 +140,11 @@ class Http1Downstream final : public Downstream {
 
   Task<Result<bool>> receive_body() override {
     co_return conn_.take_input(
-        co_await conn_.client_.read_pooled().with_timeout(conn_.env_.listener->timeouts.request_body));
+        co_await conn_.client_.read(conn_.env_.listener->timeouts.request_body));
   }
 
   Task<Result<void>> send_continue() override {
-    auto c = co_await timeout(conn_.client_.write_all(Buffer::copy_of(kContinue)), client_limit());
+    auto c = co_await conn_.client_.write_all(Buffer::copy_of(kContinue), client_limit());
     co_return c.result;
   }
 
@@ -157,7 +153,7 @@ class Http1Downstream final : public Downstream {
   Task<Result<void>> send_interim(const ResponseHead& head) override {
     std::string& text = conn_.stage_.scratch();
     serialize_interim_head(head, text);
-    return conn_.stage_.append(&conn_.client_, text, client_limit());
+    return conn_.stage_.append(conn_.client_, text, client_limit());
   }
 
   Task<Result<void>> send_head(const ResponseHead& head, const ResponseForwardConfig& edits) override {
@@ -166,28 +162,28 @@ class Http1Downstream final : public Downstream {
     plan_ = serialize_response_head(head, edits, ResponseForwardContext{req_.version, keep_client_}, text);
     conn_.env_.stats->count_response(head.status);
     conn_.env_.stats->bytes_to_client += text.size();
-    return conn_.stage_.append(&conn_.client_, text, client_limit());
+    return conn_.stage_.append(conn_.client_, text, client_limit());
   }
 
   Task<Result<void>> send_body(std::span<const char> data) override {
     conn_.env_.stats->bytes_to_client += data.size();
     if (plan_.body == ResponseForwardPlan::Body::kChunked)
-      return conn_.stage_.append_chunk(&conn_.client_, data, client_limit());
-    return conn_.stage_.append(&conn_.client_, data, client_limit());
+      return conn_.stage_.append_chunk(conn_.client_, data, client_limit());
+    return conn_.stage_.append(conn_.client_, data, client_limit());
   }
 
   Task<Result<void>> end_response(const HeaderList* trailers) override {
     if (plan_.body == ResponseForwardPlan::Body::kChunked) {
       std::string& text = conn_.stage_.scratch();
       append_last_chunk(text, trailers);
-      (void)co_await conn_.stage_.append(&conn_.client_, text, client_limit());  // the flush reports a failure
+      (void)co_await conn_.stage_.append(conn_.client_, text, client_limit());  // the flush reports a failure
     }
     co_return co_await flush();
   }
 
   Task<Result<void>> flush() override {
     if (!conn_.stage_.empty()) response_started_ = true;
-    return conn_.stage_.flush(&conn_.client_, client_limit());
+    return conn_.stage_.flush(conn_.client_, client_limit());
   }
 
   bool response_started() const override { return response_started_; }
@@ -230,7 +226,7 @@ Task<HeadOutcome> Http1Connection::read_head(bool first) {
       Result<bool> r = errno_error(ETIMEDOUT);
       if (limit > Duration::zero()) {
         CancelRegion drain(wake_on_drain ? env_.drain->idle_wake() : nullptr);  // no frame while idle
-        r = take_input(co_await client_.read_pooled().with_timeout(limit));
+        r = take_input(co_await client_.read(limit));
       }
       if (!r) {
         if (r.error().is(ETIMEDOUT) && got_bytes) {
@@ -283,7 +279,8 @@ Task<void> Http1Connection::reject(int status, std::string reason) {
 Task<bool> Http1Connection::serve_request() {
   if (client_ip_.empty()) client_ip_ = env_.peer.host_string();  // once per connection
   Http1Downstream down(this);
-  ExchangeContext ctx{&env_, router_, &stage_, client_ip_, "http", request_start_};
+  ExchangeContext ctx{&env_, router_, &stage_, client_ip_, client_.tls() ? "https" : "http", env_.client_subject,
+                      request_start_};
   ExchangeResult result = co_await run_exchange(&down, ctx);
   switch (result.end) {
     case ExchangeResult::End::kFailed:
@@ -306,25 +303,25 @@ Task<void> Http1Connection::tunnel(Upstream* up, std::span<const char> upstream_
   const Duration idle = env_.listener->timeouts.idle;
   if (!upstream_leftover.empty()) {
     stage_.clear();
-    if (!co_await stage_.append(&client_, upstream_leftover, idle)) co_return;
-    if (!co_await stage_.flush(&client_, idle)) co_return;
+    if (!co_await stage_.append(client_, upstream_leftover, idle)) co_return;
+    if (!co_await stage_.flush(client_, idle)) co_return;
   }
   if (!client_rest().empty()) {
     stage_.clear();
-    if (!co_await stage_.append(&up->stream, client_rest(), idle)) co_return;
-    if (!co_await stage_.flush(&up->stream, idle)) co_return;
+    if (!co_await stage_.append(up->io(), client_rest(), idle)) co_return;
+    if (!co_await stage_.flush(up->io(), idle)) co_return;
     in_pos_ = in_.size();
   }
   stage_.release();
   in_ = Buffer();
   PumpEnd client_end, upstream_end;
-  co_await relay_both_ways(&client_, &up->stream, idle, idle, env_.stats, env_.kill, config::Forwarding::kCopy,
+  co_await relay_both_ways(client_, up->io(), idle, idle, env_.stats, env_.kill, config::Forwarding::kCopy,
                            &client_end, &upstream_end);
 }
 
 }  // namespace
 
-Task<void> run_http1_session(TcpStream* client, const SessionEnv* env, const HttpRouter* router) {
+Task<void> run_http1_session(ByteStream client, const SessionEnv* env, const HttpRouter* router) {
   Http1Connection connection(client, env, router);
   co_await connection.run();
 }

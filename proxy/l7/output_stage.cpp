@@ -6,7 +6,7 @@
 
 namespace lbd::proxy {
 
-Task<Result<void>> OutputStage::append(StreamSocket* to, std::span<const char> data, Duration limit) {
+Task<Result<void>> OutputStage::append(ByteStream to, std::span<const char> data, Duration limit) {
   if (buf_.capacity() == 0) buf_ = Buffer(kCapacity);
   while (!data.empty()) {
     std::size_t n = buf_.append(std::string_view(data.data(), data.size()));
@@ -19,7 +19,7 @@ Task<Result<void>> OutputStage::append(StreamSocket* to, std::span<const char> d
   co_return Result<void>{};
 }
 
-Task<Result<void>> OutputStage::append_chunk(StreamSocket* to, std::span<const char> data, Duration limit) {
+Task<Result<void>> OutputStage::append_chunk(ByteStream to, std::span<const char> data, Duration limit) {
   http::ChunkSizeLine line(data.size());
   const std::size_t framed = line.view().size() + data.size() + http::kChunkDataEnd.size();
   if (buf_.capacity() - buf_.size() >= framed) {  // the usual case: no write, no nested awaits
@@ -37,8 +37,14 @@ Task<Result<void>> OutputStage::append_chunk(StreamSocket* to, std::span<const c
 // The sends are awaited here, each with the time left as its own deadline, rather than through
 // write_all() under timeout(): that would cost two coroutine frames and a cancel scope on every
 // flush.
-Task<Result<void>> OutputStage::flush(StreamSocket* to, Duration limit) {
+Task<Result<void>> OutputStage::flush(ByteStream to, Duration limit) {
   if (buf_.empty()) co_return Result<void>{};
+  if (to.tls()) {  // TLS writes a whole buffer per call, in records
+    auto [sent, back] = co_await to.write_all(std::move(buf_), limit);
+    buf_ = std::move(back);
+    buf_.clear();
+    co_return sent;
+  }
   const auto deadline = Clock::now() + limit;
   Result<void> result;
   for (std::size_t done = 0; done < buf_.size();) {
@@ -47,7 +53,7 @@ Task<Result<void>> OutputStage::flush(StreamSocket* to, Duration limit) {
       result = errno_error(ETIMEDOUT);
       break;
     }
-    auto [sent, back] = co_await to->write(std::move(buf_), done).with_timeout(left);
+    auto [sent, back] = co_await to.socket()->write(std::move(buf_), done).with_timeout(left);
     buf_ = std::move(back);
     if (!sent) {
       result = sent.error();
@@ -63,7 +69,7 @@ Task<Result<void>> OutputStage::flush(StreamSocket* to, Duration limit) {
   co_return result;
 }
 
-Task<Result<void>> OutputStage::send(StreamSocket* to, std::string_view bytes, Duration limit) {
+Task<Result<void>> OutputStage::send(ByteStream to, std::string_view bytes, Duration limit) {
   buf_ = Buffer::copy_of(bytes);
   co_return co_await flush(to, limit);
 }

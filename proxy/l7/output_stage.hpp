@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/core/byte_stream.hpp"
 #include "runtime/buffer.hpp"
-#include "runtime/net.hpp"
 
 namespace lbd::proxy {
 
@@ -20,14 +20,14 @@ class OutputStage {
   static constexpr std::size_t kScratchReserve = 512;
 
   /// Appends `data`, writing the stage to `to` whenever it fills; each such write within `limit`.
-  Task<Result<void>> append(StreamSocket* to, std::span<const char> data, Duration limit);
+  Task<Result<void>> append(ByteStream to, std::span<const char> data, Duration limit);
   /// Appends one chunk of a chunked body: its size line, `data` (not empty) and CRLF.
-  Task<Result<void>> append_chunk(StreamSocket* to, std::span<const char> data, Duration limit);
+  Task<Result<void>> append_chunk(ByteStream to, std::span<const char> data, Duration limit);
   /// Writes everything staged to `to` within `limit` (a total deadline); the stage is empty
   /// afterwards, also when the write failed.
-  Task<Result<void>> flush(StreamSocket* to, Duration limit);
+  Task<Result<void>> flush(ByteStream to, Duration limit);
   /// Replaces whatever is staged with `bytes` and writes them (an error page).
-  Task<Result<void>> send(StreamSocket* to, std::string_view bytes, Duration limit);
+  Task<Result<void>> send(ByteStream to, std::string_view bytes, Duration limit);
 
   bool empty() const { return buf_.empty(); }
   /// Drops what is staged and keeps the buffer.

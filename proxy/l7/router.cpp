@@ -12,6 +12,8 @@ RequestForwardConfig request_config(const config::ListenerConfig& l, const confi
   c.x_forwarded_for = l.forwarded_headers.x_forwarded_for;
   c.x_forwarded_proto = l.forwarded_headers.x_forwarded_proto;
   c.x_forwarded_host = l.forwarded_headers.x_forwarded_host;
+  if (l.tls && l.tls->server.verify_client != tls::VerifyClient::kOff)
+    c.client_subject_header = l.tls->client_subject_header;
   if (r) {
     if (r->rewrite_prefix && r->match.path_prefix) c.path_rewrites.push_back({*r->match.path_prefix, *r->rewrite_prefix});
     c.headers = r->request_headers;

@@ -310,6 +310,18 @@ Task<BufResult> read_plain(State* s, Buffer buf) {
   }
 }
 
+Task<Result<Buffer>> read_pooled_plain(State* s) {
+  bool buffered = s->in_off < s->in.size() || SSL_has_pending(s->ssl.get()) == 1;
+  if (!buffered && !s->failed && !s->eof) {
+    Result<void> got = co_await fill(s);
+    if (!got) co_return got.error();
+  }
+  BufResult r = co_await read_plain(s, Buffer(TlsStream::kPlainReadSize));
+  if (!r.result) co_return r.result.error();
+  if (*r.result == 0) co_return Buffer();
+  co_return std::move(r.buf);
+}
+
 Task<BufWriteResult> write_plain(State* s, Buffer buf) {
   s->detail.clear();
   if (s->failed) co_return BufWriteResult{tls_error(TlsErrc::kProtocol), std::move(buf)};
@@ -405,6 +417,10 @@ Result<TlsStream> TlsStream::connect(StreamSocket sock, ClientContext& ctx, std:
 
 Task<Result<void>> TlsStream::handshake(Duration limit) { return handshake_within(s_.get(), limit); }
 Task<BufResult> TlsStream::read(Buffer buf) { return read_plain(s_.get(), std::move(buf)); }
+Task<Result<Buffer>> TlsStream::read_pooled() { return read_pooled_plain(s_.get()); }
+bool TlsStream::has_buffered_input() const {
+  return s_->in_off < s_->in.size() || SSL_has_pending(s_->ssl.get()) == 1;
+}
 Task<BufWriteResult> TlsStream::write_all(Buffer buf) { return write_plain(s_.get(), std::move(buf)); }
 Task<Result<void>> TlsStream::shutdown() { return shutdown_stream(s_.get()); }
 

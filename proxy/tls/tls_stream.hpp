@@ -37,6 +37,8 @@ class TlsStream {
  public:
   /// Outgoing ciphertext is sent in pieces of at most this many bytes (two full records).
   static constexpr std::size_t kOutCapacity = 2 * (16 * 1024 + 512);
+  /// read_pooled()'s buffer: one record's plaintext.
+  static constexpr std::size_t kPlainReadSize = 16 * 1024;
 
   /// The server side of an accepted connection. `first_bytes`: ciphertext already read from
   /// the socket (to classify it, see first_bytes.hpp), which TLS reads first.
@@ -59,6 +61,13 @@ class TlsStream {
   /// Reads plaintext into buf's spare room (appending; precondition: it has some). 0 bytes: the
   /// peer closed (close_notify, or a TCP close without it: see peer_sent_close_notify()).
   Task<BufResult> read(Buffer buf);
+  /// Waits for ciphertext without holding a plaintext buffer (an idle connection pins none),
+  /// then returns the plaintext it carried in a buffer of kPlainReadSize. Empty: the peer
+  /// closed, as read() reports 0.
+  Task<Result<Buffer>> read_pooled();
+  /// Input has arrived that no read has returned yet: ciphertext taken from the socket or a
+  /// record OpenSSL holds. (Bytes still in the socket are not looked at.)
+  bool has_buffered_input() const;
   /// Encrypts and sends all of buf[0..size).
   Task<BufWriteResult> write_all(Buffer buf);
   /// Sends close_notify (when the handshake completed and nothing failed), then FIN. The socket

@@ -3,6 +3,7 @@
 #include <cerrno>
 
 #include "proxy/core/log.hpp"
+#include "proxy/core/tls_accept.hpp"
 #include "proxy/l4/l4_session.hpp"
 #include "proxy/l7/http1_connection.hpp"
 #include "runtime/cancel.hpp"
@@ -52,7 +53,8 @@ void ProxyWorker::close_slot(ListenerSlot& slot) {
   slot.socket.close_listener();
 }
 
-Task<std::string> ProxyWorker::apply(std::shared_ptr<const config::Config> cfg) {
+Task<std::string> ProxyWorker::apply(std::shared_ptr<const config::Config> cfg, TicketKeyMap keys) {
+  ticket_keys_ = std::move(keys);
   std::string errors;
   // Endpoints the new config drops are forgotten (older snapshots keep their records alive);
   // a cluster without active checks has no endpoint down by them.
@@ -62,7 +64,7 @@ Task<std::string> ProxyWorker::apply(std::shared_ptr<const config::Config> cfg) 
     for (const auto& e : c.endpoints) book_.get(c.name, e.address)->down = false;
   }
   book_.changed();
-  auto next = std::make_shared<const Snapshot>(cfg, 0x9e3779b97f4a7c15ull * (index_ + 1), &book_);
+  auto next = std::make_shared<const Snapshot>(cfg, 0x9e3779b97f4a7c15ull * (index_ + 1), &book_, ticket_keys_);
   std::vector<std::unique_ptr<ListenerSlot>> kept;
   std::vector<const Snapshot::Listener*> kept_listeners;  // parallel to `kept`
   for (std::size_t i = 0; i < cfg->listeners.size(); ++i) {
@@ -147,14 +149,35 @@ Task<void> ProxyWorker::accept_loop(ListenerSlot* slot) {
 Task<void> ProxyWorker::run_session(TcpStream client, SessionEnv env, const Snapshot::Listener* listener) {
   SessionGuard guard(this, env.stats);
   CancelLink link(&kill_);  // the kill switch reaches this task without a wrapper frame
+  if (listener->config->tls) {
+    if (!listener->tls) co_return;  // its contexts could not be built (logged): never plaintext
+    std::optional<tls::TlsStream> tls = co_await accept_tls(std::move(client), &env, listener->tls.get());
+    if (!tls) co_return;
+    ByteStream stream(&*tls);
+    switch (listener->config->protocol) {
+      case config::Protocol::kTcp:
+        co_await run_l4_session(stream, &env, listener->cluster);  // the relay sent close_notify
+        break;
+      case config::Protocol::kHttp:
+        co_await run_http1_session(stream, &env, listener->router.get());
+        (void)co_await stream.shutdown(std::chrono::seconds(1));  // close_notify, as nginx sends
+        break;
+    }
+    co_return;
+  }
   switch (listener->config->protocol) {
     case config::Protocol::kTcp:
-      co_await run_l4_session(&client, &env, listener->cluster);
+      co_await run_l4_session(ByteStream(&client), &env, listener->cluster);
       break;
     case config::Protocol::kHttp:
-      co_await run_http1_session(&client, &env, listener->router.get());
+      co_await run_http1_session(ByteStream(&client), &env, listener->router.get());
       break;
   }
+}
+
+void ProxyWorker::set_ticket_keys(TicketKeyMap keys) {
+  ticket_keys_ = std::move(keys);
+  if (snapshot_) snapshot_->set_ticket_keys(ticket_keys_);
 }
 
 void ProxyWorker::set_endpoint_down(const std::string& cluster, const SocketAddress& address, bool down) {
@@ -174,7 +197,8 @@ WorkerReport ProxyWorker::report() const {
   WorkerReport out;
   for (const auto& slot : slots_) {
     out.listeners.push_back(ListenerReport{slot->name, slot->address.to_string(),
-                                           std::string(config::to_string(slot->protocol)), slot->stats});
+                                           std::string(config::to_string(slot->protocol)), slot->stats,
+                                           slot->listener && slot->listener->config->tls.has_value()});
   }
   if (!snapshot_) return out;
   for (const auto& c : snapshot_->clusters()) {

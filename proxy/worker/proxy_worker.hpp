@@ -44,7 +44,10 @@ class ProxyWorker {
   /// Installs a config: binds listeners that are new, keeps sockets whose address is unchanged,
   /// closes removed ones, and switches new connections to the new snapshot. Returns "" or the
   /// errors (one per line) — e.g. a listener that could not bind.
-  Task<std::string> apply(std::shared_ptr<const config::Config> cfg);
+  /// `keys`: the TLS listeners' ticket keys (the control thread's).
+  Task<std::string> apply(std::shared_ptr<const config::Config> cfg, TicketKeyMap keys);
+  /// Rotated ticket keys: new TLS sessions are issued under them.
+  void set_ticket_keys(TicketKeyMap keys);
   /// Graceful drain: stop accepting (listeners closed), let sessions finish, and cancel those
   /// still open after `limit`. run() returns afterwards.
   Task<void> drain(Duration limit);
@@ -74,6 +77,7 @@ class ProxyWorker {
   unsigned index_;
   EndpointBook book_;  // before snapshot_, whose clusters point into it
   std::shared_ptr<const Snapshot> snapshot_;
+  TicketKeyMap ticket_keys_;  // the latest from the control thread, for the next snapshot
   std::vector<std::unique_ptr<ListenerSlot>> slots_;
   std::size_t sessions_ = 0;
   CancelSource kill_;    // cancels every session (drain deadline, SIGINT)

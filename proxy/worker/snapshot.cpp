@@ -2,9 +2,19 @@
 
 #include <string_view>
 
+#include "proxy/core/log.hpp"
+
 namespace lbd::proxy {
 
-Snapshot::Snapshot(std::shared_ptr<const config::Config> cfg, uint64_t seed, EndpointBook* book)
+namespace {
+std::shared_ptr<const tls::TicketKeys> keys_for(const TicketKeyMap& keys, std::string_view listener) {
+  auto it = keys.find(listener);
+  return it == keys.end() ? nullptr : it->second;
+}
+}  // namespace
+
+Snapshot::Snapshot(std::shared_ptr<const config::Config> cfg, uint64_t seed, EndpointBook* book,
+                   const TicketKeyMap& keys)
     : cfg_(std::move(cfg)) {
   for (const auto& c : cfg_->clusters) clusters_.push_back(std::make_unique<Cluster>(c, seed, book));
   // Config validation guarantees that every name a listener or route uses exists.
@@ -19,8 +29,20 @@ Snapshot::Snapshot(std::shared_ptr<const config::Config> cfg, uint64_t seed, End
     entry.config = &l;
     if (l.protocol == config::Protocol::kTcp) entry.cluster = cluster(l.cluster);
     if (l.protocol == config::Protocol::kHttp) entry.router = std::make_unique<HttpRouter>(l, cluster);
+    if (l.tls) {
+      auto ctx = tls::ServerContext::create(l.tls->credentials, keys_for(keys, l.name));
+      if (ctx)
+        entry.tls = std::move(*ctx);
+      else
+        log_error("listener {}: cannot set up TLS: {}; its connections are closed", l.name, ctx.error().message());
+    }
     listeners_.push_back(std::move(entry));
   }
+}
+
+void Snapshot::set_ticket_keys(const TicketKeyMap& keys) const {
+  for (const auto& l : listeners_)
+    if (l.tls) l.tls->set_ticket_keys(keys_for(keys, l.config->name));
 }
 
 }  // namespace lbd::proxy

@@ -1,0 +1,70 @@
+#pragma once
+// ByteStream: a connected byte stream as a session sees it, plain (a TCP or Unix socket) or TLS
+// over one. Sessions read, write and end their streams through it, so that the HTTP/1
+// connection, the exchange and the relay are written once for both. A view: the socket and the
+// TlsStream belong to whoever made it (the session's frame, an upstream connection).
+//
+// The plain path stays what it was without TLS: a read is the socket's own read_pooled awaiter
+// (no coroutine frame), and callers that write in a loop of their own (OutputStage, the relay)
+// keep doing so on socket() when tls() is null.
+
+#include <coroutine>
+#include <optional>
+
+#include "proxy/tls/tls_stream.hpp"
+#include "runtime/net.hpp"
+#include "runtime/task.hpp"
+
+namespace lbd::proxy {
+
+class ByteStream {
+ public:
+  class ReadAwaiter;
+
+  ByteStream() = default;
+  explicit ByteStream(StreamSocket* plain) : sock_(plain) {}
+  explicit ByteStream(tls::TlsStream* tls) : sock_(&tls->socket()), tls_(tls) {}
+
+  /// The socket under the stream (the ciphertext's, with TLS).
+  StreamSocket* socket() const { return sock_; }
+  /// The TLS layer; null on a plain stream.
+  tls::TlsStream* tls() const { return tls_; }
+  int fd() const { return sock_->fd(); }
+
+  /// The next bytes that arrive, within `limit` (ETIMEDOUT after it), in a buffer taken only
+  /// when they arrive. Empty: the peer closed.
+  ReadAwaiter read(Duration limit) const;
+  /// Writes all of buf[0..size) within `limit`, a total deadline.
+  Task<BufWriteResult> write_all(Buffer buf, Duration limit) const;
+  /// Ends this side's sending: FIN, after close_notify on TLS (sent within `limit`). Reading
+  /// still works.
+  Task<Result<void>> shutdown(Duration limit) const;
+  /// Bytes have arrived that no read has returned (a peek; nothing is taken).
+  bool has_unread_input() const;
+
+ private:
+  StreamSocket* sock_ = nullptr;   // not owned
+  tls::TlsStream* tls_ = nullptr;  // not owned; null: plain
+};
+
+/// Awaits one read of either kind: the socket's awaiter itself, or the TLS read's task.
+class ByteStream::ReadAwaiter {
+ public:
+  explicit ReadAwaiter(IoAwaiter<detail::ExtractPooled> plain) : plain_(std::move(plain)) {}
+  explicit ReadAwaiter(Task<Result<Buffer>> tls) : tls_(std::move(tls)) {}
+
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h) {
+    if (plain_) return plain_->await_suspend(h);
+    tls_awaiter_ = std::move(tls_).operator co_await();
+    return tls_awaiter_.await_suspend(h);
+  }
+  Result<Buffer> await_resume() { return plain_ ? plain_->await_resume() : tls_awaiter_.await_resume(); }
+
+ private:
+  std::optional<IoAwaiter<detail::ExtractPooled>> plain_;
+  Task<Result<Buffer>> tls_;  // owns the TLS read's frame; tls_awaiter_ resumes it
+  Task<Result<Buffer>>::Awaiter tls_awaiter_{};
+};
+
+}  // namespace lbd::proxy
