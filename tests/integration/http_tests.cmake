@@ -39,3 +39,19 @@ if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_L
   set_source_files_properties(${CMAKE_CURRENT_SOURCE_DIR}/http_operations_test.cpp
     PROPERTIES COMPILE_OPTIONS "-Wno-maybe-uninitialized")
 endif()
+
+# TLS termination through the binary (issue 12). The TLS client of the harness is OpenSSL on a
+# socket of its own; the certificates come from tests/proxy/tls_test_support.hpp at test time.
+# The s_client and curl cases skip, with the reason, where those CLIs are missing.
+find_package(OpenSSL 3 REQUIRED)
+add_library(lbd_it_tls_harness STATIC ${CMAKE_CURRENT_SOURCE_DIR}/tls_harness.cpp)
+target_link_libraries(lbd_it_tls_harness PUBLIC lbd_it_harness OpenSSL::SSL OpenSSL::Crypto)
+target_compile_options(lbd_it_tls_harness PRIVATE -O2)
+lbd_add_test(integration_tls_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tls_test.cpp
+  LIBS lbd_it_tls_harness lbd_it_http_harness lbd_it_harness
+  LABELS integration)
+target_compile_definitions(integration_tls_test PRIVATE
+  LBD_IT_LBD_PATH="$<TARGET_FILE:lbd>"
+  LBD_VERSION_EXPECTED="${PROJECT_VERSION}")
+add_dependencies(integration_tls_test lbd)
