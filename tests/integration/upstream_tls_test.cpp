@@ -65,6 +65,9 @@ class TlsBackend {
       ok_ = SSL_CTX_load_verify_locations(ctx_, opts_.client_ca.c_str(), nullptr) == 1;
       SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
     }
+    // Counts the ClientHellos that offer a session (a TLS 1.3 PSK or a TLS 1.2 ticket), so a
+    // failed resumption says whether lbd offered none or this server refused it.
+    if (ok_) SSL_CTX_set_client_hello_cb(ctx_, &TlsBackend::on_client_hello, this);
     if (!ok_) ADD_FAILURE() << "the TLS backend could not load its certificate";
     backend_ = std::make_unique<Backend>("tls", [this](int fd) { serve(fd); });
   }
@@ -81,6 +84,7 @@ class TlsBackend {
   int handshakes() const { return handshakes_.load(); }  // completed, full or resumed
   int resumed() const { return resumed_.load(); }
   int failed_handshakes() const { return failed_.load(); }
+  int offered_sessions() const { return offered_.load(); }
   int requests() const { return requests_.load(); }
   uint64_t echoed() const { return echoed_.load(); }
   /// The SNI names the handshakes carried, "" for none, in order.
@@ -98,6 +102,15 @@ class TlsBackend {
   }
 
  private:
+  static int on_client_hello(SSL* ssl, int* /*alert*/, void* arg) {
+    const unsigned char* data = nullptr;
+    std::size_t len = 0;
+    const bool psk = SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_psk, &data, &len) == 1;
+    const bool ticket = SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_session_ticket, &data, &len) == 1 && len > 0;
+    if (psk || ticket) ++static_cast<TlsBackend*>(arg)->offered_;
+    return SSL_CLIENT_HELLO_SUCCESS;
+  }
+
   void serve(int fd) {
     // Bounds every blocking call: a hung peer ends the handler instead of the test.
     timeval tv{10, 0};
@@ -176,7 +189,7 @@ class TlsBackend {
   TlsBackendOptions opts_;
   SSL_CTX* ctx_ = nullptr;
   bool ok_ = false;
-  std::atomic<int> handshakes_{0}, resumed_{0}, failed_{0}, requests_{0};
+  std::atomic<int> handshakes_{0}, resumed_{0}, failed_{0}, requests_{0}, offered_{0};
   std::atomic<uint64_t> echoed_{0};
   mutable std::mutex mu_;
   std::vector<std::string> server_names_;    // guarded by mu_
@@ -269,6 +282,7 @@ class UpstreamTls : public HttpTest {
     }
     EXPECT_EQ(backend.requests(), requests);
     EXPECT_EQ(backend.handshakes(), requests);  // Connection: close: a new connection each time
+    EXPECT_EQ(backend.offered_sessions(), requests - 1) << "lbd should offer the last session on each new connection";
     EXPECT_EQ(backend.resumed(), requests - 1) << "only the first handshake should be a full one";
   }
 
