@@ -41,6 +41,7 @@ struct TlsBackendOptions {
     kKeepAlive,  // answers HTTP/1.1 requests until the peer closes
     kCloseEach,  // answers one request with Connection: close, then closes (close_notify, FIN)
     kEcho,       // echoes plaintext until the peer closes
+    kCloseQuietly,  // answers one request as keep-alive, then closes anyway (close_notify, FIN)
   };
   Mode mode = Mode::kKeepAlive;
   int max_version = 0;  // e.g. TLS1_2_VERSION; 0: OpenSSL's highest
@@ -174,12 +175,13 @@ class TlsBackend {
       const int index = ++requests_;
       const std::string target = head.substr(0, head.find("\r\n"));
       const bool close = opts_.mode == TlsBackendOptions::Mode::kCloseEach;
+      const bool close_after = close || opts_.mode == TlsBackendOptions::Mode::kCloseQuietly;
       const std::string body = "tls " + target;
       std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
                          "\r\nX-Request: " + std::to_string(index) + "\r\n" +
                          (close ? "Connection: close\r\n" : "") + "\r\n" + body;
       if (SSL_write(ssl, resp.data(), static_cast<int>(resp.size())) != static_cast<int>(resp.size())) return;
-      if (close) {
+      if (close_after) {
         SSL_shutdown(ssl);
         return;
       }
@@ -353,6 +355,24 @@ TEST_P(UpstreamTls, ANewConnectionResumesTheEndpointsTls12Session) {
   TlsBackend backend(o);
   ASSERT_EQ(start_web({backend.address()}, tls_block()), "");
   expect_resumption(backend, 5);
+}
+
+// A pooled TLS connection the backend ends while it idles (its close_notify arrives as bytes
+// nobody asked for) is not used again: the next request gets a new connection, which resumes.
+TEST_P(UpstreamTls, APooledConnectionTheBackendClosedIsReplacedByAResumedOne) {
+  TlsBackend backend(backend_options(TlsBackendOptions::Mode::kCloseQuietly));
+  ASSERT_EQ(start_web({backend.address()}, tls_block()), "");
+  Fd c = client();
+  HttpReader r(c.get());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(send_all(c.get(), http_get("/q/" + std::to_string(i), "a")));
+    HttpMessage resp = r.read_final_response();
+    ASSERT_EQ(resp.status, 200) << i << ": " << resp.summary();
+    EXPECT_EQ(resp.body, "tls GET /q/" + std::to_string(i) + " HTTP/1.1");
+  }
+  EXPECT_EQ(backend.requests(), 3);
+  EXPECT_EQ(backend.handshakes(), 3);
+  EXPECT_EQ(backend.resumed(), 2);
 }
 
 // ---------------------------------------------------------------------------------------------
