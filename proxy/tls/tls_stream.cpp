@@ -38,6 +38,17 @@ struct TlsStream::State {
   const ServerContext* server_ctx = nullptr;  // not owned; outlives the handshake (precondition)
   detail::ClientSlot slot;                    // client side: where new sessions go
   detail::SslPtr ssl;                         // last, so it goes first: its BIO points here
+
+  // OpenSSL invalidates the session of an SSL freed without our close_notify (SSL_free clears
+  // a "bad" session), and on the client side that session is the very object the ClientCache
+  // holds: one upstream connection ended without shutdown() (a backend's Connection: close, a
+  // pooled connection closed idle) would stop every later connection to that endpoint from
+  // resuming. Only a fatal TLS error should; any other end is marked as shut down, which sends
+  // nothing.
+  ~State() {
+    if (ssl && handshake_done && !failed)
+      SSL_set_shutdown(ssl.get(), SSL_get_shutdown(ssl.get()) | SSL_SENT_SHUTDOWN);
+  }
 };
 
 namespace {

@@ -18,6 +18,7 @@ set(LBD_HTTP_INTEGRATION_TESTS
   http_operations   # access log, SIGTERM drain, curl and h2load
   reload_under_load # ten reloads under keep-alive, per-connection and tcp load; SIGTERM drain of in-flight requests
   health            # active checks, outlier ejection, 503 when all down, ready_delay
+  upstream_tls      # clusters[].tls: verified, pooled, resumed, mTLS, 502 upstream_tls, tcp listener to a TLS cluster
   admin             # /metrics (promtool), /stats, /ready on SIGTERM, drain/enable and the token, status page (Chromium), admin.listen on reload
 )
 foreach(t IN LISTS LBD_HTTP_INTEGRATION_TESTS)
@@ -30,6 +31,9 @@ foreach(t IN LISTS LBD_HTTP_INTEGRATION_TESTS)
     LBD_VERSION_EXPECTED="${PROJECT_VERSION}")
   add_dependencies(integration_${t}_test lbd)
 endforeach()
+# upstream_tls_test runs an OpenSSL backend and makes its certificates at test time.
+find_package(OpenSSL 3 REQUIRED)
+target_link_libraries(integration_upstream_tls_test PRIVATE OpenSSL::SSL OpenSSL::Crypto)
 find_package(nlohmann_json 3 REQUIRED)
 target_link_libraries(integration_admin_test PRIVATE nlohmann_json::nlohmann_json)
 # GCC 12 warns from inside libstdc++'s <regex> (-Wmaybe-uninitialized in std::function's move,
