@@ -2,6 +2,7 @@
 // not_tls and timeouts.preread, and what the user reads when they are misused.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -150,6 +151,25 @@ listeners:
                 R"(lb.yaml:22:14: listeners[3].not_tls: invalid value "pass" (expected one of: close, default))",
                 R"(lb.yaml:26:13: listeners[4].routes: expected at least one route)",
             }));
+}
+
+TEST(SniRoutes, WithTlsTerminationAreRefusedForNow) {
+  Lines errors = errors_of(R"(
+listeners:
+  - name: edge
+    listen: 127.0.0.1:8443
+    protocol: tcp
+    tls: { cert: /nonexistent/cert.pem, key: /nonexistent/key.pem }
+    routes:
+      - { match: { sni: a.example.com }, cluster: a }
+    not_tls: default
+)" + std::string(kClusters));
+  // Besides the certificate files' own errors.
+  auto has = [&](const std::string& line) { return std::find(errors.begin(), errors.end(), line) != errors.end(); };
+  EXPECT_TRUE(has(R"(lb.yaml:6:5: listeners[0].routes: routes on a tcp listener route by SNI without terminating TLS; with tls (routing on the terminated handshake's SNI) they are not supported yet)"))
+      << ::testing::PrintToString(errors);
+  EXPECT_TRUE(has(R"(lb.yaml:8:5: listeners[0].not_tls: only valid for tcp listeners with SNI routes (routes, and no tls))"))
+      << ::testing::PrintToString(errors);
 }
 
 }  // namespace
