@@ -218,8 +218,13 @@ Task<Result<TcpStream>> TcpStream::connect(SocketAddress addr, std::optional<Dur
   auto fd = new_socket(addr.family(), SOCK_STREAM);
   if (!fd) co_return fd.error();
   TcpStream s(std::move(*fd));
-  Result<void> r = limit ? co_await timeout(connect_op(s.fd(), addr), *limit)
-                         : co_await connect_op(s.fd(), addr);
+  // Not `limit ? co_await ... : co_await ...`: g++ 12 mishandles co_await inside a conditional
+  // expression (it destroyed a Result<Buffer> twice in proxy/core/tls_accept.cpp).
+  Result<void> r;
+  if (limit)
+    r = co_await timeout(connect_op(s.fd(), addr), *limit);
+  else
+    r = co_await connect_op(s.fd(), addr);
   if (!r) co_return r.error();
   co_return std::move(s);
 }

@@ -100,7 +100,10 @@ Task<std::optional<tls::TlsStream>> accept_tls(TcpStream client, SessionEnv* env
   tls::FirstBytes kind = tls::FirstBytes::kNeedMore;
   while (kind == tls::FirstBytes::kNeedMore) {
     const auto left = deadline - Clock::now();
-    Result<Buffer> r = left > Duration::zero() ? co_await client.read_pooled(left) : Result<Buffer>(errno_error(ETIMEDOUT));
+    // Not `cond ? co_await ... : ...`: g++ 12 destroys that expression's Result<Buffer> twice,
+    // which gave the pooled slot back twice (two later reads then shared it).
+    Result<Buffer> r = errno_error(ETIMEDOUT);
+    if (left > Duration::zero()) r = co_await client.read_pooled(left);
     if (!r) {
       if (r.error().is(ETIMEDOUT)) {
         ++st.tls_handshake_timeouts;
@@ -138,7 +141,8 @@ Task<std::optional<tls::TlsStream>> accept_tls(TcpStream client, SessionEnv* env
   }
   tls::TlsStream stream = std::move(*made);
   const auto left = deadline - Clock::now();
-  Result<void> hs = left > Duration::zero() ? co_await stream.handshake(left) : Result<void>(errno_error(ETIMEDOUT));
+  Result<void> hs = errno_error(ETIMEDOUT);
+  if (left > Duration::zero()) hs = co_await stream.handshake(left);
   if (!hs) {
     if (hs.error().is(ETIMEDOUT)) {
       ++st.tls_handshake_timeouts;
