@@ -27,4 +27,17 @@ bool ByteStream::has_unread_input() const {
   return ::recv(sock_->fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
+Task<void> ByteStream::linger(Duration limit) const {
+  const auto until = Clock::now() + limit;
+  if (!co_await shutdown(limit)) co_return;
+  std::size_t dropped = 0;
+  while (dropped <= kLingerBytes) {
+    const auto left = until - Clock::now();
+    if (left <= Duration::zero()) co_return;
+    Result<Buffer> r = co_await read(left);
+    if (!r || r->empty()) co_return;
+    dropped += r->size();
+  }
+}
+
 }  // namespace lbd::proxy

@@ -41,6 +41,13 @@ class ByteStream {
   Task<Result<void>> shutdown(Duration limit) const;
   /// Bytes have arrived that no read has returned (a peek; nothing is taken).
   bool has_unread_input() const;
+  /// Ends the connection the way nginx's lingering close does: FIN first, then reads and drops
+  /// what the peer still sends until it closes too, for at most `limit` and kLingerBytes. A
+  /// request that crossed the FIN on the wire is then not in the socket when it closes, and
+  /// closing does not reset the connection. The socket itself closes with its owner.
+  Task<void> linger(Duration limit) const;
+
+  static constexpr std::size_t kLingerBytes = 64 * 1024;
 
  private:
   StreamSocket* sock_ = nullptr;   // not owned

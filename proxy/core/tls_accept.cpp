@@ -4,6 +4,7 @@
 #include <chrono>
 #include <string_view>
 
+#include "proxy/core/byte_stream.hpp"
 #include "proxy/core/log.hpp"
 #include "proxy/tls/first_bytes.hpp"
 #include "runtime/clock.hpp"
@@ -73,19 +74,11 @@ void append_bytes(Buffer& into, const Buffer& more) {
   into = std::move(grown);
 }
 
-/// Answers plain HTTP, then closes the way nginx's lingering close does: FIN first, and read
-/// what the client still sends for a moment, so that closing with unread bytes does not reset
-/// the connection before the client has read the answer.
+/// Answers plain HTTP, then closes lingering (ByteStream::linger), so that closing with unread
+/// bytes does not reset the connection before the client has read the answer.
 Task<void> answer_plain_http(TcpStream* client) {
   (void)co_await timeout(client->write_all(Buffer::copy_of(plain_http_response())), std::chrono::seconds(5));
-  (void)client->shutdown_write();
-  const auto until = Clock::now() + std::chrono::seconds(2);
-  for (;;) {
-    const auto left = until - Clock::now();
-    if (left <= Duration::zero()) break;
-    auto r = co_await client->read_pooled(left);
-    if (!r || r->empty()) break;
-  }
+  co_await ByteStream(client).linger(std::chrono::seconds(2));
 }
 
 }  // namespace

@@ -225,8 +225,11 @@ Task<bool> Exchange::forward_request_body(Upstream* up) {
           co_await fail(413, "request body larger than limits.max_body_size");
           co_return false;
         }
-        auto w = chunked ? co_await stage_.append_chunk(up->io(), piece.data, write_limit)
-                         : co_await stage_.append(up->io(), piece.data, write_limit);
+        Result<void> w;  // not `chunked ? co_await ... : co_await ...` (cmake/CheckCoAwait.cmake)
+        if (chunked)
+          w = co_await stage_.append_chunk(up->io(), piece.data, write_limit);
+        else
+          w = co_await stage_.append(up->io(), piece.data, write_limit);
         if (!w) {
           co_await fail(502, "sending the request body to " + upstream_addr_->to_string() + ": " + w.error().message());
           co_return false;

@@ -26,6 +26,8 @@ using namespace lbd::http;
 namespace {
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+/// How long the drain's close of an idle connection waits for the client to close too.
+constexpr Duration kDrainLinger = std::chrono::seconds(2);
 
 /// How reading a request head ended.
 enum class HeadOutcome { kHead, kClosed, kRejected };
@@ -216,8 +218,12 @@ Task<HeadOutcome> Http1Connection::read_head(bool first) {
       // Draining closes a connection idling between requests, unless its next request is in the
       // socket already: the client sent it before it could know, and closing with it unread
       // would reset the connection and lose a request lbd had received. It is served (its
-      // response says Connection: close).
-      if (idle && env_.drain->started() && !client_has_bytes()) co_return HeadOutcome::kClosed;
+      // response says Connection: close). The close lingers, since a request can still arrive
+      // between the peek and the close.
+      if (idle && env_.drain->started() && !client_has_bytes()) {
+        co_await client_.linger(kDrainLinger);
+        co_return HeadOutcome::kClosed;
+      }
       // One read, awaited here rather than in a helper coroutine: an idle keep-alive
       // connection waits in this frame, and every frame level costs memory per connection.
       const Duration limit = idle ? t.idle : deadline - Clock::now();

@@ -91,13 +91,6 @@ class SniPassthrough : public LbdTest {
   uint16_t port_ = 0;
 };
 
-/// `bytes` cut into pieces of `size` bytes (the last shorter).
-std::vector<std::string> cut(const std::string& bytes, std::size_t size) {
-  std::vector<std::string> out;
-  for (std::size_t pos = 0; pos < bytes.size(); pos += size) out.push_back(bytes.substr(pos, size));
-  return out;
-}
-
 TEST_P(SniPassthrough, EachSniLandsOnItsRouteByteExact) {
   start_edge("");
   const std::string a = openssl_client_hello({.sni = "a.example.com"});
@@ -118,12 +111,12 @@ TEST_P(SniPassthrough, HelloFragmentedOverSegmentsAndRecords) {
   ASSERT_FALSE(hello.empty());
   // Over TCP: the record header split, then small pieces.
   std::vector<std::string> pieces = {hello.substr(0, 3)};
-  for (auto& p : cut(hello.substr(3), 97)) pieces.push_back(p);
+  for (auto& p : tls::test::pieces_of(hello.substr(3), 97)) pieces.push_back(p);
   EXPECT_EQ(exchange(pieces).data, "a\n" + hello);
   // Over TLS records: the handshake message cut into 50-byte records, sent in 7-byte pieces.
   const std::string records = tls::test::reframe(hello, {50});
   ASSERT_GT(tls::test::record_count(records), 2u);
-  EXPECT_EQ(exchange(cut(records, 7)).data, "a\n" + records);
+  EXPECT_EQ(exchange(tls::test::pieces_of(records, 7)).data, "a\n" + records);
 }
 
 TEST_P(SniPassthrough, NoDefaultClusterClosesUnroutedConnections) {

@@ -72,6 +72,19 @@ inline std::string openssl_client_hello(HelloSpec spec) {
 
 // --- framing ---------------------------------------------------------------------------------
 
+/// `bytes` cut into pieces of `size` bytes each (the last may be shorter): the writes a test
+/// client makes of one message.
+inline std::vector<std::string> pieces_of(const std::string& bytes, std::size_t size) {
+  std::vector<std::string> out;
+  for (std::size_t pos = 0; pos < bytes.size(); pos += size) out.push_back(bytes.substr(pos, size));
+  return out;
+}
+
+/// `bytes` cut into at most `n` pieces of about equal size.
+inline std::vector<std::string> split_into(const std::string& bytes, std::size_t n) {
+  return pieces_of(bytes, (bytes.size() + n - 1) / n);
+}
+
 inline std::string be16(std::size_t n) { return {static_cast<char>((n >> 8) & 0xff), static_cast<char>(n & 0xff)}; }
 inline std::string be24(std::size_t n) {
   return {static_cast<char>((n >> 16) & 0xff), static_cast<char>((n >> 8) & 0xff), static_cast<char>(n & 0xff)};

@@ -36,14 +36,6 @@ Task<void> write_in_pieces(TcpStream* s, std::vector<std::string> pieces, Durati
   if (close_after) s->close();
 }
 
-/// `bytes` cut into `n` pieces of about equal size.
-std::vector<std::string> cut(const std::string& bytes, std::size_t n) {
-  std::vector<std::string> out;
-  std::size_t step = (bytes.size() + n - 1) / n;
-  for (std::size_t pos = 0; pos < bytes.size(); pos += step) out.push_back(bytes.substr(pos, step));
-  return out;
-}
-
 struct Sent {
   std::vector<std::string> pieces;
   bool close_after = false;
@@ -74,7 +66,7 @@ TEST_P(SniPrereadTest, HelloInSeveralWritesIsReadWholeAndEveryByteKept) {
   const std::string hello = tls::test::openssl_client_hello({.sni = "pieces.example.test", .alpn = {"h2"}});
   ASSERT_FALSE(hello.empty());
   // Five writes 30 ms apart, the last with what a client sends next (here: early bytes).
-  std::vector<std::string> pieces = cut(hello, 5);
+  std::vector<std::string> pieces = tls::test::split_into(hello, 5);
   pieces.back() += "after the hello";
   Duration took{};
   SniPreread got = run(preread({pieces}, 5s, &took));
@@ -91,7 +83,7 @@ TEST_P(SniPrereadTest, HelloInOneByteRecordsAndManyWritesIsRead) {
   ASSERT_FALSE(hello.empty());
   const std::string framed = tls::test::reframe(hello, {1});
   Duration took{};
-  SniPreread got = run(preread({cut(framed, 12)}, 5s, &took));
+  SniPreread got = run(preread({tls::test::split_into(framed, 12)}, 5s, &took));
   ASSERT_EQ(got.end, PrereadEnd::kDecided);
   ASSERT_EQ(got.hello.outcome, ClientHelloOutcome::kSni) << got.hello.reason;
   EXPECT_EQ(got.hello.sni, "tiny.example.test");
@@ -113,7 +105,7 @@ TEST_P(SniPrereadTest, ClientThatSendsHalfAndStallsIsCutAtTheLimit) {
   ASSERT_FALSE(hello.empty());
   const std::string half = hello.substr(0, hello.size() / 2);
   Duration took{};
-  SniPreread got = run(preread({cut(half, 2)}, 300ms, &took));
+  SniPreread got = run(preread({tls::test::split_into(half, 2)}, 300ms, &took));
   EXPECT_EQ(got.end, PrereadEnd::kTimedOut);
   EXPECT_EQ(got.hello.outcome, ClientHelloOutcome::kNeedMore);
   EXPECT_EQ(text_of(got.bytes), half);

@@ -20,3 +20,7 @@ lbd_add_test(tls_client_hello_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/tls_client_
   LIBS lbd::tls OpenSSL::SSL OpenSSL::Crypto LABELS proxy)
 lbd_add_test(sni_preread_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/sni_preread_test.cpp
   LIBS lbd::proxy OpenSSL::SSL OpenSSL::Crypto LABELS proxy)
+
+# ByteStream::linger: the lingering close a drain and the plain-HTTP answer end with.
+lbd_add_test(byte_stream_linger_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/byte_stream_linger_test.cpp
+  LIBS lbd::proxy LABELS proxy)
