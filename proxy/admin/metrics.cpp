@@ -186,6 +186,21 @@ void render_listeners(PromWriter& w, const std::vector<ListenerReport>& listener
     w.sample("lbd_listener_tls_handshakes_total", base[i], s.tls_plain_http, "result", "plain_http");
     w.sample("lbd_listener_tls_handshakes_total", base[i], s.tls_not_tls, "result", "not_tls");
   }
+  // tcp listeners with SNI routes only.
+  w.family("lbd_listener_sni_connections_total", "counter",
+           "Connections of an SNI-routing tcp listener by where the ClientHello sent them (routed: a route "
+           "matched; default: to the default cluster; rejected: closed, no route and no default or not TLS; "
+           "preread_timeout: no whole ClientHello within timeouts.preread; preread_aborted: the client closed "
+           "before its ClientHello was whole).");
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    if (!listeners[i].sni) continue;
+    const ListenerStats& s = listeners[i].stats;
+    w.sample("lbd_listener_sni_connections_total", base[i], s.sni_routed, "result", "routed");
+    w.sample("lbd_listener_sni_connections_total", base[i], s.sni_default, "result", "default");
+    w.sample("lbd_listener_sni_connections_total", base[i], s.sni_rejected, "result", "rejected");
+    w.sample("lbd_listener_sni_connections_total", base[i], s.preread_timeouts, "result", "preread_timeout");
+    w.sample("lbd_listener_sni_connections_total", base[i], s.preread_aborted, "result", "preread_aborted");
+  }
 }
 
 /// One endpoint with the labels every one of its samples carries.

@@ -45,6 +45,13 @@ json listener_json(const ListenerReport& l) {
                   {"failed", s.tls_handshake_failures}, {"timeouts", s.tls_handshake_timeouts},
                   {"plain_http", s.tls_plain_http},     {"not_tls", s.tls_not_tls}};
   }
+  if (l.sni) {
+    out["sni"] = {{"routed", s.sni_routed},
+                  {"default", s.sni_default},
+                  {"rejected", s.sni_rejected},
+                  {"preread_timeouts", s.preread_timeouts},
+                  {"preread_aborted", s.preread_aborted}};
+  }
   return out;
 }
 

@@ -57,6 +57,7 @@ struct ListenerReport {
   std::string protocol;  // "http" | "tcp"
   ListenerStats stats;   // summed over workers
   bool tls = false;      // terminates TLS
+  bool sni = false;      // a tcp listener routing by the ClientHello's SNI (passthrough)
 };
 
 /// One worker's part.

@@ -202,7 +202,8 @@ WorkerReport ProxyWorker::report() const {
   for (const auto& slot : slots_) {
     out.listeners.push_back(ListenerReport{slot->name, slot->address.to_string(),
                                            std::string(config::to_string(slot->protocol)), slot->stats,
-                                           slot->listener && slot->listener->config->tls.has_value()});
+                                           slot->listener && slot->listener->config->tls.has_value(),
+                                           slot->listener && slot->listener->sni != nullptr});
   }
   if (!snapshot_) return out;
   for (const auto& c : snapshot_->clusters()) {

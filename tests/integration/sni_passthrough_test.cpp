@@ -52,10 +52,13 @@ class SniPassthrough : public LbdTest {
             "      - { match: { sni: a.example.com }, cluster: a }\n"
             "      - { match: { sni: \"*.example.com\" }, cluster: b }\n";
     yaml += extra;
+    if (admin_port_) yaml += "admin: { listen: 127.0.0.1:" + std::to_string(admin_port_) + " }\n";
     yaml += "clusters:\n";
     for (const auto& b : backends_)
       yaml += "  - { name: " + b->id() + ", endpoints: [" + b->address() + "] }\n";
-    ASSERT_EQ(start_yaml(yaml, {port_}), "");
+    std::vector<uint16_t> ports = {port_};
+    if (admin_port_) ports.push_back(admin_port_);
+    ASSERT_EQ(start_yaml(yaml, ports), "");
   }
 
   /// Sends `pieces` one by one, each in a TCP segment of its own (TCP_NODELAY, and the next
@@ -89,6 +92,7 @@ class SniPassthrough : public LbdTest {
 
   std::vector<std::unique_ptr<Backend>> backends_;
   uint16_t port_ = 0;
+  uint16_t admin_port_ = 0;  // set before start_edge for an admin listener
 };
 
 TEST_P(SniPassthrough, EachSniLandsOnItsRouteByteExact) {
@@ -160,6 +164,51 @@ TEST_P(SniPassthrough, StalledHelloIsClosedAfterPreread) {
   EXPECT_GE(waited, 250ms);  // not before the limit (a little slack for clock granularity)
   EXPECT_TRUE(lbd_->wait_log("no complete ClientHello within 300ms"));
   EXPECT_EQ(backend("a").accepted(), 0);
+}
+
+/// The body of GET `path` on the admin listener at `port` ("" if it did not answer).
+std::string admin_get(uint16_t port, const std::string& path) {
+  Fd c = connect_or_fail(port);
+  if (!c || !send_all(c.get(), "GET " + path + " HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")) return "";
+  ReadResult r = read_to_end(c.get(), 5000ms);
+  const auto body = r.data.find("\r\n\r\n");
+  return body == std::string::npos ? "" : r.data.substr(body + 4);
+}
+
+// Each way a connection's ClientHello decides it is counted, in /metrics and in /stats.
+TEST_P(SniPassthrough, EachOutcomeIsCountedInMetricsAndStats) {
+  admin_port_ = free_port();
+  start_edge("    timeouts: { preread: 300ms }\n");
+  const std::string a = openssl_client_hello({.sni = "a.example.com"});
+  EXPECT_EQ(exchange({a}).data, "a\n" + a);                                     // routed
+  const std::string b = openssl_client_hello({.sni = "www.example.com"});
+  EXPECT_EQ(exchange({b}).data, "b\n" + b);                                     // routed
+  const std::string other = openssl_client_hello({.sni = "example.org"});
+  EXPECT_EQ(exchange({other}).data, "fallback\n" + other);                      // default
+  EXPECT_EQ(exchange({"GET / HTTP/1.1\r\n\r\n"}).data, "");                      // not TLS: rejected
+  EXPECT_EQ(exchange({a.substr(0, a.size() / 2)}).data, "");                     // closed mid-hello: aborted
+  {
+    Fd c = connect_or_fail(port_);  // half a hello, then silence: the preread times out
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(send_all(c.get(), a.substr(0, a.size() / 2)));
+    EXPECT_NE(read_to_end(c.get(), 5000ms).end, End::kTimeout);
+  }
+  const std::string line = "lbd_listener_sni_connections_total{listener=\"edge\",protocol=\"tcp\",result=";
+  std::string metrics;
+  EXPECT_TRUE(wait_until([&] {
+    metrics = admin_get(admin_port_, "/metrics");
+    return metrics.find(line + "\"preread_timeout\"} 1\n") != std::string::npos;
+  }, 5000ms)) << metrics;
+  EXPECT_NE(metrics.find(line + "\"routed\"} 2\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find(line + "\"default\"} 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find(line + "\"rejected\"} 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find(line + "\"preread_aborted\"} 1\n"), std::string::npos) << metrics;
+  // nlohmann::json writes an object's keys in order.
+  const std::string stats = admin_get(admin_port_, "/stats");
+  EXPECT_NE(stats.find("\"sni\":{\"default\":1,\"preread_aborted\":1,\"preread_timeouts\":1,\"rejected\":1,"
+                       "\"routed\":2}"),
+            std::string::npos)
+      << stats;
 }
 
 LBD_INSTANTIATE_DRIVERS(SniPassthrough);
