@@ -13,6 +13,18 @@
 #   e  L7 a new connection per request (wrk -H 'Connection: close'): requests/s, CPU µs/request
 #   f  L7 idle: IDLE_CONNS keep-alive connections that made one request each: RSS per connection
 #
+# TLS termination (issue 12; run them with WORKLOADS="g h i"): the proxy terminates TLS with the
+# same ECDSA P-256 certificate (made per run, self-signed) and the same OpenSSL, and forwards
+# plain HTTP/1.1 to nginx (1 worker, 12-byte return 200) on CLIENT_CPU:
+#   g  a new TLS connection per request (wrk https -H 'Connection: close'), a full handshake
+#      each: wrk would resume the session of a connection's previous one, so every proxy has
+#      resumption off here (lbd ticket_rotation: 0s; nginx ssl_session_tickets off and
+#      ssl_session_cache off; HAProxy no-tls-tickets and tune.ssl.cachesize 0): requests/s,
+#      proxy CPU µs per connection
+#   h  TLS keep-alive, wrk https -t1 -c64: requests/s, p99, proxy CPU µs per request
+#   i  TLS idle: IDLE_CONNS TLS keep-alive connections after one request each
+#      (bench/tls_hold.py): proxy RSS per connection
+#
 # lbd runs on io_uring and on epoll (`--io epoll`) with its default `forwarding: auto`, and for
 # a and b also with `forwarding: copy` and `forwarding: splice`; b adds HAProxy with `option
 # splice-auto` for reference. Every proxy runs pinned to PROXY_CPU; load generators and
@@ -150,6 +162,9 @@ declare -A proxies_of=(
   [d]="lbd-uring lbd-uring-ops lbd-epoll lbd-epoll-ops nginx haproxy"
   [e]="lbd-uring lbd-epoll nginx haproxy"
   [f]="lbd-uring lbd-epoll nginx haproxy"
+  [g]="lbd-uring lbd-epoll nginx haproxy"
+  [h]="lbd-uring lbd-epoll nginx haproxy"
+  [i]="lbd-uring lbd-epoll nginx haproxy"
 )
 # BASELINE_LBD: each workload's lbd-uring and lbd-epoll get an "@base" twin right after them.
 # PROXIES: keep only the proxies it names.
@@ -181,6 +196,9 @@ declare -A title_of=(
   [d]="(d) L7 keep-alive, 64 connections"
   [e]="(e) L7 new connection per request, 64 at a time"
   [f]="(f) L7 idle keep-alive, $IDLE_CONNS connections after one request each"
+  [g]="(g) TLS, a new connection (full handshake) per request, 64 at a time"
+  [h]="(h) TLS keep-alive, 64 connections"
+  [i]="(i) TLS idle keep-alive, $IDLE_CONNS connections after one request each"
 )
 
 # What backend KIND (ours|foreign) of workload $1 is, for tables and logs.
@@ -415,6 +433,8 @@ write_config() {
           if [ -n "$forwarding" ]; then echo "    forwarding: $forwarding"; fi
         else
           echo "    protocol: http"
+          # g: no resumption, so that every connection is a full handshake (see tls_resumption).
+          if [ "$layer" = l7tls ]; then echo "    tls: { cert: $tmp/tls/cert.pem, key: $tmp/tls/key.pem$([ "$tls_resumption" = 0 ] && echo ", ticket_rotation: 0s") }"; fi
         fi
         echo "    cluster: backend"
         echo "    max_connections: 20000"
@@ -467,7 +487,9 @@ http {
     keepalive_timeout 60s;
   }
   server {
-    listen 127.0.0.1:$port;
+    listen 127.0.0.1:$port$([ "$layer" = l7tls ] && echo " ssl");
+$([ "$layer" = l7tls ] && echo "    ssl_certificate $tmp/tls/cert.pem; ssl_certificate_key $tmp/tls/key.pem;")
+$([ "$layer" = l7tls ] && [ "$tls_resumption" = 0 ] && echo "    ssl_session_tickets off; ssl_session_cache off;")
     location / {
       proxy_pass http://backend;
       proxy_http_version 1.1;
@@ -493,6 +515,7 @@ global
   maxconn 19000
   no strict-limits
 EOF
+        if [ "$layer" = l7tls ] && [ "$tls_resumption" = 0 ]; then echo "  tune.ssl.cachesize 0"; fi
         if [ "$layer" = l4 ]; then
           cat <<EOF
 defaults
@@ -521,10 +544,10 @@ defaults
   timeout http-request 60s
   timeout http-keep-alive 60s
 frontend bench
-  bind 127.0.0.1:$port
+  bind 127.0.0.1:$port$([ "$layer" = l7tls ] && echo " ssl crt $tmp/tls/combined.pem")$([ "$layer" = l7tls ] && [ "$tls_resumption" = 0 ] && echo " no-tls-tickets")
   maxconn 19000
   option forwardfor
-  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Proto $([ "$layer" = l7tls ] && echo https || echo http)
   http-request set-header X-Forwarded-Host %[req.hdr(host)]
   default_backend backend
 backend backend
@@ -691,7 +714,9 @@ run_b() {  # bulk: BULK_BYTES one way to a checking sink
 start_holder() {
   holder_out="$1"
   shift
-  launch "$CLIENT_CPU" "$holder_out" "$BUILD_DIR/bench/proxy_peer" hold "$@"
+  local holder=("$BUILD_DIR/bench/proxy_peer" hold)
+  [ "$holder_tls" = 1 ] && holder=(python3 "$root/bench/tls_hold.py")
+  launch "$CLIENT_CPU" "$holder_out" "${holder[@]}" "$@"
   holder_pid=$launched_pid
   wait_for "$holder_pid" 180 grep -q '^result ready' "$holder_out"
 }
@@ -717,6 +742,8 @@ settled_rss() {
 run_idle() {
   local wl="$1" name="$2" round="$3" tag="$1.$2.r$3" layer backend_kind http=() count_port
   if [ "$wl" = c ]; then layer=l4; backend_kind=hold; else layer=l7; backend_kind=http; http=(--http); fi
+  holder_tls=0
+  if [ "$wl" = i ]; then layer=l7tls; holder_tls=1; fi
   start_backend "$backend_kind" "$OUT_DIR/$tag.backend.log"
   start_proxy "$name" "$layer" "$backend_port" "$tag"
   # c: connections the backend holds (one per proxied session); f: the proxy's client side.
@@ -790,12 +817,17 @@ latency_us() {  # "1.23ms" -> 1230
 run_wrk() {
   local wl="$1" name="$2" round="$3" series="${4:-$1:ours:sat}" backend="${5:-ours}" rate="${6:-}" tag hdr=()
   tag="$(run_tag "$series" "$name" "$round")"
-  [ "$wl" = e ] && hdr=(-H 'Connection: close')
-  local kind=http
+  [ "$wl" = e ] || [ "$wl" = g ] && hdr=(-H 'Connection: close')
+  local kind=http layer=l7 scheme=http
   [ "$backend" = foreign ] && kind=nginx
+  if [ "$wl" = g ] || [ "$wl" = h ]; then layer=l7tls; scheme=https; fi
+  # wrk keeps a connection's TLS session for its next one (SSL_clear) and so resumes some of
+  # them; g measures full handshakes, so there every proxy has resumption off.
+  tls_resumption=1
+  [ "$wl" = g ] && tls_resumption=0
   start_backend "$kind" "$OUT_DIR/$tag.backend.log"
-  start_proxy "$name" l7 "$backend_port" "$tag"
-  local url="http://127.0.0.1:$proxy_port/" out rc=0 c0 c1
+  start_proxy "$name" "$layer" "$backend_port" "$tag"
+  local url="$scheme://127.0.0.1:$proxy_port/" out rc=0 c0 c1
   if [ -n "$rate" ] || [ "$SAT_CLIENT" = loadgen ]; then
     local args=(--http --connections 64 --duration "$DURATION" --warmup "$WARMUP" --server-pid "$proxy_pid")
     [ "$wl" = e ] && args+=(--new-connection)
@@ -844,8 +876,9 @@ run_one() {
   case "$1" in
     a) run_a "$2" "$3" "${4:-}" "${5:-}" "${6:-}" ;;
     b) run_b "$2" "$3" ;;
-    c | f) run_idle "$1" "$2" "$3" ;;
+    c | f | i) run_idle "$1" "$2" "$3" ;;
     d | e) run_wrk "$1" "$2" "$3" "${4:-}" "${5:-}" "${6:-}" ;;
+    g | h) run_wrk "$1" "$2" "$3" "$1:foreign:sat" foreign ;;
   esac
 }
 
@@ -946,33 +979,36 @@ report_b() {
 }
 
 report_idle() {
-  local wl="$1" name per
+  local wl="$1" name per best
+  best="$(best_of "$wl" per)"
   echo "| proxy | RSS before (KiB) | RSS with $IDLE_CONNS idle (KiB) | bytes per idle connection | (rounds) | target | met |"
   echo "|---|---:|---:|---:|---:|---|---|"
   for name in ${proxies_of[$wl]}; do
     per="$(med_of "$wl" "$name" per)"
     local target="" met=""
-    [[ $name == lbd* ]] && { target="<= 2560 B"; met="$(awk -v p="$per" 'BEGIN { if (p == "nan") print "n/a"; else print (p + 0 <= 2560 ? "yes" : "**no**") }')"; }
+    local limit=2560
+    [ "$wl" = i ] && limit="$best"  # issue 12: at most the better peer's
+    [[ $name == lbd* ]] && { target="<= $(fmt "$limit" %.0f) B"; met="$(awk -v p="$per" -v l="$limit" 'BEGIN { if (p == "nan" || l == "nan") print "n/a"; else print (p + 0 <= l + 0 ? "yes" : "**no**") }')"; }
     printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of "$wl" "$name" rss0)" %.0f)" \
       "$(fmt "$(med_of "$wl" "$name" rss1)" %.0f)" "$(fmt "$per" %.0f)" "$(range_of "$wl" "$name" per %.0f)" "$target" "$met"
   done
 }
 
 report_d() {
-  local sr="${1:-d:ours:sat}" best bestp name cpu r p99 rp
+  local sr="${1:-d:ours:sat}" wl="${2:-d}" limit="${3:-0.75}" best bestp name cpu r p99 rp
   best="$(best_of "$sr" cpu)"
   bestp="$(best_of "$sr" p99)"
   echo "| proxy | requests/s | p99 µs | p99 vs better | proxy CPU µs/request | (rounds) | vs better of nginx/haproxy | proxy CPU util | target | met |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"
-  for name in ${proxies_of[d]}; do
+  for name in ${proxies_of[$wl]}; do
     cpu="$(med_of "$sr" "$name" cpu)"
     p99="$(med_of "$sr" "$name" p99)"
     r="$(ratio "$cpu" "$best")"
     rp="$(ratio "$p99" "$bestp")"
     local target="(baseline)" met=""
     if [[ $name == lbd* ]]; then
-      target="CPU <= 0.75x, p99 <= 1.00x"
-      met="$(awk -v a="$(meets "$r" 0.75)" -v b="$(meets "$rp" 1.0)" 'BEGIN { print (a == "yes" && b == "yes") ? "yes" : "**no**" }')"
+      target="CPU <= ${limit}x, p99 <= 1.00x"
+      met="$(awk -v a="$(meets "$r" "$limit")" -v b="$(meets "$rp" 1.0)" 'BEGIN { print (a == "yes" && b == "yes") ? "yes" : "**no**" }')"
     fi
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of "$sr" "$name" rate)" %.0f)" \
       "$(fmt "$p99" %.0f)" "$rp" "$(fmt "$cpu" %.2f)" "$(range_of "$sr" "$name" cpu %.1f)" "$r" \
@@ -982,7 +1018,7 @@ report_d() {
   local io ops paired
   for io in uring epoll; do
     ops="lbd-$io-ops"
-    [[ " ${proxies_of[d]} " == *" $ops "* ]] || continue
+    [[ " ${proxies_of[$wl]} " == *" $ops "* ]] || continue
     paired="$(awk -v s="$sr" -v p="lbd-$io" -v o="$ops" '
       $1 == s { for (i = 4; i <= NF; i++) if ($i ~ /^cpu=/) { c = substr($i, 5) }
                   if ($2 == p) plain[$3] = c; if ($2 == o) with[$3] = c }
@@ -993,17 +1029,17 @@ report_d() {
 }
 
 report_e() {
-  local sr="${1:-e:ours:sat}" best name cpu r
+  local sr="${1:-e:ours:sat}" wl="${2:-e}" limit="${3:-0.85}" best name cpu r
   best="$(best_of "$sr" cpu)"
-  echo "| proxy | requests/s | proxy CPU µs/request | (rounds) | vs better of nginx/haproxy | proxy CPU util | p99 µs | target | met |"
+  echo "| proxy | requests/s | proxy CPU µs/request (= per connection) | (rounds) | vs better of nginx/haproxy | proxy CPU util | p99 µs | target | met |"
   echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
-  for name in ${proxies_of[e]}; do
+  for name in ${proxies_of[$wl]}; do
     cpu="$(med_of "$sr" "$name" cpu)"
     r="$(ratio "$cpu" "$best")"
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt "$(med_of "$sr" "$name" rate)" %.0f)" \
       "$(fmt "$cpu" %.2f)" "$(range_of "$sr" "$name" cpu %.1f)" "$r" "$(fmt "$(awk -v u="$(med_of "$sr" "$name" util)" 'BEGIN { print u * 100 }')" %.0f%%)" \
-      "$(fmt "$(med_of "$sr" "$name" p99)" %.0f)" "$([[ $name == lbd* ]] && echo '<= 0.85x' || echo '(baseline)')" \
-      "$([[ $name == lbd* ]] && meets "$r" 0.85)"
+      "$(fmt "$(med_of "$sr" "$name" p99)" %.0f)" "$([[ $name == lbd* ]] && echo "<= ${limit}x" || echo '(baseline)')" \
+      "$([[ $name == lbd* ]] && meets "$r" "$limit")"
   done
 }
 
@@ -1094,7 +1130,17 @@ report() {
         done
         ;;
       b) report_b ;;
-      c | f) report_idle "$wl" ;;
+      c | f | i) report_idle "$wl" ;;
+      g)
+        echo "Backend $(backend_label g foreign); client: wrk -t1 -c64 -H 'Connection: close' over https (a full handshake per request). Target (issue 12): CPU per connection <= 1.0x the better peer."
+        echo
+        report_e g:foreign:sat g 1.0
+        ;;
+      h)
+        echo "Backend $(backend_label h foreign); client: wrk -t1 -c64 over https. Target (issue 12): CPU per request <= 0.8x the better peer, p99 no worse."
+        echo
+        report_d h:foreign:sat h 0.8
+        ;;
     esac
     echo
   done
@@ -1132,12 +1178,22 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((2 * IDLE_CONNS + 2
 fi
 results="$OUT_DIR/results.txt"
 : >"$results"
+holder_tls=0
+tls_resumption=1
+# g, h and i: one ECDSA P-256 certificate for every proxy; HAProxy takes it and its key in one file.
+if [[ " $WORKLOADS " == *" g "* || " $WORKLOADS " == *" h "* || " $WORKLOADS " == *" i "* ]]; then
+  mkdir -p "$tmp/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -subj /CN=bench.lbd.test \
+    -addext "subjectAltName=DNS:bench.lbd.test,IP:127.0.0.1" -keyout "$tmp/tls/key.pem" -out "$tmp/tls/cert.pem" \
+    >"$OUT_DIR/openssl.log" 2>&1 || die "cannot make the TLS certificate: $(tail -2 "$OUT_DIR/openssl.log")"
+  cat "$tmp/tls/cert.pem" "$tmp/tls/key.pem" >"$tmp/tls/combined.pem"
+fi
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 log "kernel $(uname -r), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 log "load average at start: $load_start; nice $NICE ($(cat /proc/self/autogroup 2>/dev/null || echo 'no autogroup')); raw output in $OUT_DIR"
 for wl in $WORKLOADS; do
-  [ -n "${proxies_of[$wl]:-}" ] || die "unknown workload $wl (a b c d e f)"
+  [ -n "${proxies_of[$wl]:-}" ] || die "unknown workload $wl (a b c d e f g h i)"
   read -r -a names <<<"${proxies_of[$wl]}"
   for ((round = 1; round <= ROUNDS; ++round)); do
     case "$wl" in

@@ -11,7 +11,7 @@ build_pkgs=(g++ cmake ninja-build pkg-config git liburing-dev libyaml-cpp-dev li
             node-llhttp nlohmann-json3-dev libssl-dev)
 test_pkgs=(libgtest-dev libgmock-dev googletest libbenchmark-dev curl nghttp2-client procps
            prometheus chromium openssl)
-bench_pkgs=(nginx-light libnginx-mod-stream haproxy wrk libboost-dev linux-perf util-linux)
+bench_pkgs=(nginx-light libnginx-mod-stream haproxy wrk libboost-dev linux-perf util-linux python3)
 
 pkgs=("${build_pkgs[@]}")
 case "$what" in

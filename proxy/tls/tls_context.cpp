@@ -478,6 +478,17 @@ int ticket_cb(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_CIPHE
 
 constexpr unsigned char kSessionIdContext[] = "lbd";
 
+/// One TLS 1.3 ticket per handshake, not OpenSSL's two: a client keeps one per server. None
+/// without ticket keys (ticket_rotation: 0s): an empty NewSessionTicket would still cost a copy
+/// of the session and a key derivation per handshake.
+bool set_ticket_issue(SSL_CTX* c, bool tickets) {
+  if (tickets)
+    SSL_CTX_clear_options(c, SSL_OP_NO_TICKET);
+  else
+    SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
+  return SSL_CTX_set_num_tickets(c, tickets ? 1 : 0) == 1;
+}
+
 /// One certificate's SSL_CTX with the settings every one of a ServerContext's contexts shares
 /// (a connection that SNI moves to another context keeps its version limits and verify mode
 /// from the first, and takes the rest from the new one, so they must agree).
@@ -502,8 +513,7 @@ detail::SslCtxPtr make_server_ctx(const ServerCredentials& creds, const Credenti
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
   ok = ok && SSL_CTX_set_session_id_context(c, kSessionIdContext, sizeof(kSessionIdContext) - 1) == 1;
   SSL_CTX_set_timeout(c, static_cast<long>(opts.session_lifetime_seconds));
-  // One TLS 1.3 ticket per handshake, not OpenSSL's two: a client keeps one per server.
-  ok = ok && SSL_CTX_set_num_tickets(c, 1) == 1;
+  ok = ok && set_ticket_issue(c, shared->keys != nullptr);
   ok = ok && SSL_CTX_set_tlsext_ticket_key_evp_cb(c, ticket_cb) == 1;
   ok = ok && SSL_CTX_set_ex_data(c, detail::server_shared_index(), shared) == 1;
   SSL_CTX_set_tlsext_servername_callback(c, servername_cb);
@@ -566,7 +576,10 @@ ServerContext::~ServerContext() {
   if (default_ctx_) SSL_CTX_free(default_ctx_);
 }
 
-void ServerContext::set_ticket_keys(std::shared_ptr<const TicketKeys> keys) { shared_->keys = std::move(keys); }
+void ServerContext::set_ticket_keys(std::shared_ptr<const TicketKeys> keys) {
+  shared_->keys = std::move(keys);
+  for (SSL_CTX* c : shared_->contexts) (void)set_ticket_issue(c, shared_->keys != nullptr);
+}
 
 std::size_t ServerContext::certificate_for(std::string_view name) const { return shared_->lookup(name); }
 
