@@ -142,6 +142,37 @@ constexpr ListenerFamily kListenerFamilies[] = {
      &ListenerStats::idle_timeouts},
 };
 
+/// One counter of a family labelled by result="...".
+struct ResultCounter {
+  const char* result;
+  uint64_t ListenerStats::*field;
+};
+
+constexpr ResultCounter kTlsResults[] = {
+    {"ok", &ListenerStats::tls_handshakes},           {"resumed", &ListenerStats::tls_resumed},
+    {"failed", &ListenerStats::tls_handshake_failures}, {"timeout", &ListenerStats::tls_handshake_timeouts},
+    {"plain_http", &ListenerStats::tls_plain_http},   {"not_tls", &ListenerStats::tls_not_tls},
+};
+constexpr ResultCounter kSniResults[] = {
+    {"routed", &ListenerStats::sni_routed},
+    {"default", &ListenerStats::sni_default},
+    {"rejected", &ListenerStats::sni_rejected},
+    {"preread_timeout", &ListenerStats::preread_timeouts},
+    {"preread_aborted", &ListenerStats::preread_aborted},
+};
+
+/// A counter family by result, with samples only for the listeners where `only` is set.
+template <std::size_t N>
+void render_by_result(PromWriter& w, const char* name, const char* help, const ResultCounter (&counters)[N],
+                      bool ListenerReport::*only, const std::vector<ListenerReport>& listeners,
+                      const std::vector<std::string>& base) {
+  w.family(name, "counter", help);
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    if (!(listeners[i].*only)) continue;
+    for (const ResultCounter& c : counters) w.sample(name, base[i], listeners[i].stats.*c.field, "result", c.result);
+  }
+}
+
 void render_listeners(PromWriter& w, const std::vector<ListenerReport>& listeners) {
   std::vector<std::string> base;
   base.reserve(listeners.size());
@@ -172,35 +203,18 @@ void render_listeners(PromWriter& w, const std::vector<ListenerReport>& listener
     w.sample("lbd_listener_connect_errors_total", base[i], s.connect_other, "cause", "other");
   }
   // TLS listeners only: a plain listener has no handshakes to count.
-  w.family("lbd_listener_tls_handshakes_total", "counter",
-           "TLS handshakes on the listener, by result (ok, resumed: of the ok ones, from a ticket; failed; timeout: "
-           "not finished within timeouts.handshake; plain_http: plain HTTP sent to the TLS port, answered 400; "
-           "not_tls: other bytes, closed).");
-  for (std::size_t i = 0; i < listeners.size(); ++i) {
-    if (!listeners[i].tls) continue;
-    const ListenerStats& s = listeners[i].stats;
-    w.sample("lbd_listener_tls_handshakes_total", base[i], s.tls_handshakes, "result", "ok");
-    w.sample("lbd_listener_tls_handshakes_total", base[i], s.tls_resumed, "result", "resumed");
-    w.sample("lbd_listener_tls_handshakes_total", base[i], s.tls_handshake_failures, "result", "failed");
-    w.sample("lbd_listener_tls_handshakes_total", base[i], s.tls_handshake_timeouts, "result", "timeout");
-    w.sample("lbd_listener_tls_handshakes_total", base[i], s.tls_plain_http, "result", "plain_http");
-    w.sample("lbd_listener_tls_handshakes_total", base[i], s.tls_not_tls, "result", "not_tls");
-  }
+  render_by_result(w, "lbd_listener_tls_handshakes_total",
+                   "TLS handshakes on the listener, by result (ok, resumed: of the ok ones, from a ticket; failed; "
+                   "timeout: not finished within timeouts.handshake; plain_http: plain HTTP sent to the TLS port, "
+                   "answered 400; not_tls: other bytes, closed).",
+                   kTlsResults, &ListenerReport::tls, listeners, base);
   // tcp listeners with SNI routes only.
-  w.family("lbd_listener_sni_connections_total", "counter",
-           "Connections of an SNI-routing tcp listener by where the ClientHello sent them (routed: a route "
-           "matched; default: to the default cluster; rejected: closed, no route and no default or not TLS; "
-           "preread_timeout: no whole ClientHello within timeouts.preread; preread_aborted: the client closed "
-           "before its ClientHello was whole).");
-  for (std::size_t i = 0; i < listeners.size(); ++i) {
-    if (!listeners[i].sni) continue;
-    const ListenerStats& s = listeners[i].stats;
-    w.sample("lbd_listener_sni_connections_total", base[i], s.sni_routed, "result", "routed");
-    w.sample("lbd_listener_sni_connections_total", base[i], s.sni_default, "result", "default");
-    w.sample("lbd_listener_sni_connections_total", base[i], s.sni_rejected, "result", "rejected");
-    w.sample("lbd_listener_sni_connections_total", base[i], s.preread_timeouts, "result", "preread_timeout");
-    w.sample("lbd_listener_sni_connections_total", base[i], s.preread_aborted, "result", "preread_aborted");
-  }
+  render_by_result(w, "lbd_listener_sni_connections_total",
+                   "Connections of an SNI-routing tcp listener by where the ClientHello sent them (routed: a route "
+                   "matched; default: to the default cluster; rejected: closed, no route and no default or not TLS; "
+                   "preread_timeout: no whole ClientHello within timeouts.preread; preread_aborted: the client closed "
+                   "before its ClientHello was whole).",
+                   kSniResults, &ListenerReport::sni, listeners, base);
 }
 
 /// One endpoint with the labels every one of its samples carries.

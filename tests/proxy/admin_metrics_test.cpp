@@ -50,6 +50,42 @@ TEST(AdminMetrics, EveryFamilyHasHelpAndTypeBeforeItsSamples) {
   EXPECT_EQ(text.back(), '\n');
 }
 
+// The TLS handshake and SNI families carry samples only for the listeners they apply to, one
+// per result, and promtool accepts them.
+TEST(AdminMetrics, TlsAndSniFamiliesOnlyForTheirListeners) {
+  Report r = small_report();  // web (http) and db (tcp), neither TLS nor SNI
+  ListenerReport api = r.listeners[0];
+  api.name = "api";
+  api.tls = true;
+  api.stats.tls_handshakes = 40;
+  api.stats.tls_resumed = 15;
+  api.stats.tls_plain_http = 2;
+  ListenerReport edge = r.listeners[1];
+  edge.name = "edge";
+  edge.sni = true;
+  edge.stats.sni_routed = 7;
+  edge.stats.preread_timeouts = 1;
+  r.listeners.push_back(api);
+  r.listeners.push_back(edge);
+  const std::string text = render_prometheus(r);
+  const std::string tls = "lbd_listener_tls_handshakes_total{listener=\"api\",protocol=\"http\",result=";
+  EXPECT_TRUE(has_line(text, tls + "\"ok\"} 40")) << text;
+  EXPECT_TRUE(has_line(text, tls + "\"resumed\"} 15")) << text;
+  EXPECT_TRUE(has_line(text, tls + "\"plain_http\"} 2")) << text;
+  EXPECT_TRUE(has_line(text, tls + "\"not_tls\"} 0")) << text;
+  const std::string sni = "lbd_listener_sni_connections_total{listener=\"edge\",protocol=\"tcp\",result=";
+  EXPECT_TRUE(has_line(text, sni + "\"routed\"} 7")) << text;
+  EXPECT_TRUE(has_line(text, sni + "\"preread_timeout\"} 1")) << text;
+  EXPECT_TRUE(has_line(text, sni + "\"rejected\"} 0")) << text;
+  EXPECT_EQ(text.find("lbd_listener_tls_handshakes_total{listener=\"web\""), std::string::npos) << text;
+  EXPECT_EQ(text.find("lbd_listener_sni_connections_total{listener=\"db\""), std::string::npos) << text;
+  EXPECT_EQ(text.find("lbd_listener_sni_connections_total{listener=\"api\""), std::string::npos) << text;
+  if (test::find_program("promtool").empty()) return;
+  test::CommandResult check = test::run_command({"promtool", "check", "metrics"}, text);
+  EXPECT_TRUE(check.ok()) << check.output << check.errors;
+  EXPECT_EQ(check.output + check.errors, "");
+}
+
 TEST(AdminMetrics, ProcessSamples) {
   const std::string text = render_prometheus(small_report());
   EXPECT_TRUE(has_line(text, "lbd_build_info{version=\"0.1.0\",driver=\"io_uring\"} 1")) << text;
