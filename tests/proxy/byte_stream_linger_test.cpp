@@ -48,58 +48,52 @@ Task<ClientEnd> client_reads_to_end(TcpStream* client, bool keep_open) {
   co_return end;
 }
 
-// The next request a client sent is still unread when the server ends the connection (what a
-// drain does to an idle keep-alive connection): the client gets a FIN, not a reset, and the
-// linger ends as soon as the client closes too.
-Task<void> unread_request_then_linger(Duration* took, ClientEnd* seen) {
+/// One linger, timed: the server end of a loopback pair lingers for `limit` after the client
+/// sent `unread` (nothing when empty), while the client reads to the end and then closes
+/// (unless `keep_open`). How long the linger took and what the client saw go to *out.
+struct Lingered {
+  Duration took{};
+  ClientEnd seen;
+};
+
+Task<void> linger_once(std::string unread, bool keep_open, Duration limit, Lingered* out) {
   auto pair = co_await lbd::test::make_tcp_pair();
   CO_ASSERT_OK(pair);
-  auto [w, b] = co_await pair->client.write_all(Buffer::copy_of("GET /next HTTP/1.1\r\nHost: a\r\n\r\n"));
-  CO_ASSERT_OK(w);
   ByteStream server(&pair->server);
-  EXPECT_TRUE(server.has_unread_input());  // loopback delivers within the write
-  auto client = spawn(client_reads_to_end(&pair->client, /*keep_open=*/false));
+  if (!unread.empty()) {
+    auto [w, b] = co_await pair->client.write_all(Buffer::copy_of(unread));
+    CO_ASSERT_OK(w);
+    EXPECT_TRUE(server.has_unread_input());  // loopback delivers within the write
+  }
+  auto client = spawn(client_reads_to_end(&pair->client, keep_open));
   const auto start = Clock::now();
-  co_await server.linger(10s);
-  *took = Clock::now() - start;
+  co_await server.linger(limit);
+  out->took = Clock::now() - start;
   pair->server.close();
-  *seen = co_await client;
+  out->seen = co_await client;
   bool settled = co_await lbd::test::settle_ops();
   EXPECT_TRUE(settled) << "operations left in flight";
 }
 
+// The next request a client sent is still unread when the server ends the connection (what a
+// drain does to an idle keep-alive connection): the client gets a FIN, not a reset, and the
+// linger ends as soon as the client closes too.
 TEST_P(ByteStreamLingerTest, UnreadBytesAreTakenSoTheClientSeesAFinNotAReset) {
-  Duration took{};
-  ClientEnd seen;
-  run(unread_request_then_linger(&took, &seen));
-  EXPECT_TRUE(seen.eof) << "the client's read failed with errno " << seen.error;
-  EXPECT_EQ(seen.error, 0);
-  EXPECT_LT(took, 5s) << "the linger waited for its limit although the client had closed";
+  Lingered l;
+  run(linger_once("GET /next HTTP/1.1\r\nHost: a\r\n\r\n", /*keep_open=*/false, 10s, &l));
+  EXPECT_TRUE(l.seen.eof) << "the client's read failed with errno " << l.seen.error;
+  EXPECT_EQ(l.seen.error, 0);
+  EXPECT_LT(l.took, 5s) << "the linger waited for its limit although the client had closed";
 }
 
 // A client that keeps its end open after the FIN holds the server's socket only for the
 // linger's limit.
-Task<void> linger_against_a_client_that_stays(Duration limit, Duration* took, ClientEnd* seen) {
-  auto pair = co_await lbd::test::make_tcp_pair();
-  CO_ASSERT_OK(pair);
-  ByteStream server(&pair->server);
-  auto client = spawn(client_reads_to_end(&pair->client, /*keep_open=*/true));
-  const auto start = Clock::now();
-  co_await server.linger(limit);
-  *took = Clock::now() - start;
-  pair->server.close();
-  *seen = co_await client;
-  bool settled = co_await lbd::test::settle_ops();
-  EXPECT_TRUE(settled) << "operations left in flight";
-}
-
 TEST_P(ByteStreamLingerTest, AClientThatStaysOpenIsLeftAtTheLimit) {
-  Duration took{};
-  ClientEnd seen;
-  run(linger_against_a_client_that_stays(300ms, &took, &seen));
-  EXPECT_TRUE(seen.eof);  // the FIN came first
-  EXPECT_GE(took, 300ms);
-  EXPECT_LT(took, 5s);
+  Lingered l;
+  run(linger_once("", /*keep_open=*/true, 300ms, &l));
+  EXPECT_TRUE(l.seen.eof);  // the FIN came first
+  EXPECT_GE(l.took, 300ms);
+  EXPECT_LT(l.took, 5s);
 }
 
 }  // namespace
