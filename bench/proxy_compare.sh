@@ -24,6 +24,8 @@
 #   h  TLS keep-alive, wrk https -t1 -c64: requests/s, p99, proxy CPU µs per request
 #   i  TLS idle: IDLE_CONNS TLS keep-alive connections after one request each
 #      (bench/tls_hold.py): proxy RSS per connection
+# Each proxy must negotiate TLS 1.3 with openssl s_client before its run starts, or the bench
+# stops (nginx is given ssl_protocols TLSv1.2 TLSv1.3: bookworm's 1.22 offers no 1.3 otherwise).
 #
 # lbd runs on io_uring and on epoll (`--io epoll`) with its default `forwarding: auto`, and for
 # a and b also with `forwarding: copy` and `forwarding: splice`; b adds HAProxy with `option
@@ -112,6 +114,7 @@ BACKENDS="${BACKENDS:-ours foreign}"
 LOADS="${LOADS:-25 50 75 sat}"
 LOAD_PROXIES="${LOAD_PROXIES:-lbd-uring lbd-uring@base lbd-epoll lbd-epoll@base nginx haproxy}"
 SAT_CLIENT="${SAT_CLIENT:-wrk}"
+TLS_VERSION=TLSv1.3  # what every proxy must negotiate in g, h and i
 for b in $BACKENDS; do
   case "$b" in ours | foreign) ;; *) echo "proxy_compare: BACKENDS: unknown backend $b (ours foreign)" >&2; exit 1 ;; esac
 done
@@ -489,6 +492,7 @@ http {
   server {
     listen 127.0.0.1:$port$([ "$layer" = l7tls ] && echo " ssl");
 $([ "$layer" = l7tls ] && echo "    ssl_certificate $tmp/tls/cert.pem; ssl_certificate_key $tmp/tls/key.pem;")
+$([ "$layer" = l7tls ] && echo "    ssl_protocols TLSv1.2 TLSv1.3;")
 $([ "$layer" = l7tls ] && [ "$tls_resumption" = 0 ] && echo "    ssl_session_tickets off; ssl_session_cache off;")
     location / {
       proxy_pass http://backend;
@@ -606,6 +610,15 @@ start_proxy() {
             die "$name did not start on $io: $(tail -5 "$logf")"
           ;;
       esac
+      if [ "$layer" = l7tls ]; then
+        # Every proxy must negotiate the same version with the same client. (nginx 1.22,
+        # Debian bookworm's, offers no TLS 1.3 unless ssl_protocols says so; it joined nginx's
+        # default in 1.23.4. Before that line, nginx served these workloads in TLS 1.2.)
+        local proto
+        proto="$(openssl s_client -connect "127.0.0.1:$proxy_port" </dev/null 2>/dev/null | sed -n 's/^ *Protocol *: *//p' | head -1)"
+        [ "$proto" = "$TLS_VERSION" ] || die "$name negotiated ${proto:-nothing} with openssl s_client, not $TLS_VERSION"
+        echo "$tag $name negotiated $proto" >>"$OUT_DIR/tls_versions.txt"
+      fi
       return 0
     fi
     stop_pid "$proxy_main" KILL

@@ -11,6 +11,11 @@ ByteStream::ReadAwaiter ByteStream::read(Duration limit) const {
   return ReadAwaiter(timeout(tls_->read_pooled(), limit));
 }
 
+ByteStream::InputAwaiter ByteStream::await_input(Duration limit) const {
+  if (!tls_ || tls_->has_buffered_input()) return InputAwaiter();
+  return InputAwaiter(tls_, sock_->read_pooled(limit));
+}
+
 Task<BufWriteResult> ByteStream::write_all(Buffer buf, Duration limit) const {
   if (tls_) co_return co_await timeout(tls_->write_all(std::move(buf)), limit);
   co_return co_await timeout(sock_->write_all(std::move(buf)), limit);

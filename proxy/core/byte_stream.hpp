@@ -20,6 +20,7 @@ namespace lbd::proxy {
 class ByteStream {
  public:
   class ReadAwaiter;
+  class InputAwaiter;
 
   ByteStream() = default;
   explicit ByteStream(StreamSocket* plain) : sock_(plain) {}
@@ -34,6 +35,12 @@ class ByteStream {
   /// The next bytes that arrive, within `limit` (ETIMEDOUT after it), in a buffer taken only
   /// when they arrive. Empty: the peer closed.
   ReadAwaiter read(Duration limit) const;
+  /// Waits within `limit` for input to arrive, taking nothing from a plain stream: ready at once
+  /// when plain (its read() waits in no frame already) or when TLS holds input; otherwise the
+  /// ciphertext is read into the TLS stream. A connection that idles between requests waits
+  /// here, then reads, so that an idle TLS connection holds none of the TLS read's frames
+  /// (about 800 bytes: its timeout, its task and the socket read's).
+  InputAwaiter await_input(Duration limit) const;
   /// Writes all of buf[0..size) within `limit`, a total deadline.
   Task<BufWriteResult> write_all(Buffer buf, Duration limit) const;
   /// Ends this side's sending: FIN, after close_notify on TLS (sent within `limit`). Reading
@@ -72,6 +79,24 @@ class ByteStream::ReadAwaiter {
   std::optional<IoAwaiter<detail::ExtractPooled>> plain_;
   Task<Result<Buffer>> tls_;  // owns the TLS read's frame; tls_awaiter_ resumes it
   Task<Result<Buffer>>::Awaiter tls_awaiter_{};
+};
+
+/// Awaits ByteStream::await_input: nothing, or the socket's read of the ciphertext.
+class ByteStream::InputAwaiter {
+ public:
+  InputAwaiter() = default;
+  InputAwaiter(tls::TlsStream* tls, IoAwaiter<detail::ExtractPooled> read) : tls_(tls), read_(std::move(read)) {}
+
+  bool await_ready() const noexcept { return !read_; }
+  bool await_suspend(std::coroutine_handle<> h) { return read_->await_suspend(h); }
+  Result<void> await_resume() {
+    if (!read_) return {};
+    return tls_->take_ciphertext(read_->await_resume());
+  }
+
+ private:
+  tls::TlsStream* tls_ = nullptr;
+  std::optional<IoAwaiter<detail::ExtractPooled>> read_;
 };
 
 }  // namespace lbd::proxy

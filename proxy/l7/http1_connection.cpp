@@ -232,7 +232,14 @@ Task<HeadOutcome> Http1Connection::read_head(bool first) {
       Result<bool> r = errno_error(ETIMEDOUT);
       if (limit > Duration::zero()) {
         CancelRegion drain(wake_on_drain ? env_.drain->idle_wake() : nullptr);  // no frame while idle
-        r = take_input(co_await client_.read(limit));
+        // TLS waits for the ciphertext here too, and decrypts it in the read after (given
+        // timeouts.header from then if it was idle: the request has begun).
+        Result<void> arrived = co_await client_.await_input(limit);
+        const Duration rest = idle ? t.header : deadline - Clock::now();
+        if (!arrived)
+          r = arrived.error();
+        else if (rest > Duration::zero())
+          r = take_input(co_await client_.read(rest));
       }
       if (!r) {
         if (r.error().is(ETIMEDOUT) && got_bytes) {

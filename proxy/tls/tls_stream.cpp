@@ -223,17 +223,18 @@ Task<Result<void>> flush(State* s) {
 
 /// Reads the next ciphertext from the socket into `in` (a buffer the runtime picks); sets
 /// `eof` on EOF.
-Task<Result<void>> fill(State* s) {
-  Result<Buffer> got = co_await s->sock.read_pooled();
-  if (!got) co_return got.error();
+Result<void> take(State* s, Result<Buffer> got) {
+  if (!got) return got.error();
   if (got->empty()) {
     s->eof = true;
-    co_return Result<void>{};
+    return {};
   }
   s->in = std::move(*got);
   s->in_off = 0;
-  co_return Result<void>{};
+  return {};
 }
+
+Task<Result<void>> fill(State* s) { co_return take(s, co_await s->sock.read_pooled()); }
 
 Task<Result<void>> drive_handshake(State* s) {
   for (;;) {
@@ -429,6 +430,7 @@ Result<TlsStream> TlsStream::connect(StreamSocket sock, ClientContext& ctx, std:
 Task<Result<void>> TlsStream::handshake(Duration limit) { return handshake_within(s_.get(), limit); }
 Task<BufResult> TlsStream::read(Buffer buf) { return read_plain(s_.get(), std::move(buf)); }
 Task<Result<Buffer>> TlsStream::read_pooled() { return read_pooled_plain(s_.get()); }
+Result<void> TlsStream::take_ciphertext(Result<Buffer> got) { return take(s_.get(), std::move(got)); }
 bool TlsStream::has_buffered_input() const {
   return s_->in_off < s_->in.size() || SSL_has_pending(s_->ssl.get()) == 1;
 }

@@ -65,6 +65,11 @@ class TlsStream {
   /// then returns the plaintext it carried in a buffer of kPlainReadSize. Empty: the peer
   /// closed, as read() reports 0.
   Task<Result<Buffer>> read_pooled();
+  /// Takes what a read of this stream's socket returned (read_pooled(): empty is EOF), for a
+  /// caller that waited for the ciphertext itself: proxy::ByteStream::await_input, with which an
+  /// idle connection waits in no coroutine frame of TLS. The next read decrypts it.
+  /// Precondition: !has_buffered_input().
+  Result<void> take_ciphertext(Result<Buffer> got);
   /// Input has arrived that no read has returned yet: ciphertext taken from the socket or a
   /// record OpenSSL holds. (Bytes still in the socket are not looked at.)
   bool has_buffered_input() const;

@@ -5,6 +5,9 @@
 // counted against the thread that made it, so the server's figure excludes the clients'.
 //
 //   build/release/tests/proxy/tls_idle_memory [connections] [TLSv1.2|TLSv1.3]
+//
+// LBD_SITES=1 adds OpenSSL's share by allocation site (file:line, bytes and blocks per
+// connection); LBD_NO_TICKETS=1 runs the server without ticket keys (no ticket is issued).
 
 #include <openssl/crypto.h>
 #include <sys/resource.h>
@@ -12,6 +15,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <cstdint>
 #include <cstring>
 #include <future>
 #include <new>
@@ -34,7 +38,42 @@ namespace {
 struct alignas(16) Header {
   std::atomic<long long>* counter;
   std::size_t size;
+  int site;  // index into sites, or -1 (C++ allocations)
 };
+
+// OpenSSL's live bytes per allocation site (file:line), for the breakdown.
+struct Site {
+  const char* file = nullptr;
+  int line = 0;
+  std::atomic<long long> bytes{0};
+  std::atomic<long long> blocks{0};
+  long long mark_bytes = 0;
+  long long mark_blocks = 0;
+};
+constexpr int kSites = 8192;
+Site sites[kSites];
+std::atomic_flag sites_lock = ATOMIC_FLAG_INIT;
+
+thread_local bool track_sites = false;  // only the server's thread
+
+int site_of(const char* file, int line) {
+  if (!track_sites) return -1;
+  std::size_t h = (reinterpret_cast<std::uintptr_t>(file) * 31 + static_cast<std::size_t>(line)) % kSites;
+  while (sites_lock.test_and_set(std::memory_order_acquire)) {
+  }
+  int found = -1;
+  for (int probe = 0; probe < kSites; ++probe, h = (h + 1) % kSites) {
+    if (sites[h].file == file && sites[h].line == line) { found = static_cast<int>(h); break; }
+    if (!sites[h].file) {
+      sites[h].file = file;
+      sites[h].line = line;
+      found = static_cast<int>(h);
+      break;
+    }
+  }
+  sites_lock.clear(std::memory_order_release);
+  return found;
+}
 
 std::atomic<long long>* thread_counter() {
   // Leaked on purpose: blocks may be freed after their thread is gone.
@@ -42,12 +81,17 @@ std::atomic<long long>* thread_counter() {
   return c;
 }
 
-void* counted_alloc(std::size_t n) {
+void* counted_alloc(std::size_t n, int site = -1) {
   auto* h = static_cast<Header*>(std::malloc(sizeof(Header) + n));
   if (!h) return nullptr;
   h->counter = thread_counter();
   h->size = n;
+  h->site = site;
   h->counter->fetch_add(static_cast<long long>(n), std::memory_order_relaxed);
+  if (site >= 0) {
+    sites[site].bytes.fetch_add(static_cast<long long>(n), std::memory_order_relaxed);
+    sites[site].blocks.fetch_add(1, std::memory_order_relaxed);
+  }
   return h + 1;
 }
 
@@ -55,21 +99,27 @@ void counted_free(void* p) {
   if (!p) return;
   Header* h = static_cast<Header*>(p) - 1;
   h->counter->fetch_sub(static_cast<long long>(h->size), std::memory_order_relaxed);
+  if (h->site >= 0) {
+    sites[h->site].bytes.fetch_sub(static_cast<long long>(h->size), std::memory_order_relaxed);
+    sites[h->site].blocks.fetch_sub(1, std::memory_order_relaxed);
+  }
   std::free(h);
 }
 
-void* counted_realloc(void* p, std::size_t n) {
-  if (!p) return counted_alloc(n);
+void* counted_realloc(void* p, std::size_t n, int site = -1) {
+  if (!p) return counted_alloc(n, site);
   Header* old = static_cast<Header*>(p) - 1;
-  void* fresh = counted_alloc(n);
+  void* fresh = counted_alloc(n, site);
   if (!fresh) return nullptr;
   std::memcpy(fresh, p, old->size < n ? old->size : n);
   counted_free(p);
   return fresh;
 }
 
-void* ossl_malloc(size_t n, const char*, int) { return counted_alloc(n); }
-void* ossl_realloc(void* p, size_t n, const char*, int) { return counted_realloc(p, n); }
+void* ossl_malloc(size_t n, const char* file, int line) { return counted_alloc(n, site_of(file, line)); }
+void* ossl_realloc(void* p, size_t n, const char* file, int line) {
+  return counted_realloc(p, n, site_of(file, line));
+}
 void ossl_free(void* p, const char*, int) { counted_free(p); }
 
 long rss_kib() {
@@ -149,7 +199,7 @@ int main(int argc, char** argv) {
   auto creds = ServerCredentials::load(opts, report);
   auto keys = TicketKeys::generate();
   if (!creds || !keys) return 1;
-  auto sctx = ServerContext::create(creds, *keys);
+  auto sctx = std::getenv("LBD_NO_TICKETS") ? ServerContext::create(creds, nullptr) : ServerContext::create(creds, *keys);
   ClientOptions copts;
   copts.ca_file = pki.ca_file();
   copts.max_version = version;
@@ -179,7 +229,12 @@ int main(int argc, char** argv) {
   rt.block_on(serve(&*listener, sctx->get(), 1, &warm_server));
   while (phase.load() != 1) std::this_thread::yield();
   idle.reserve(static_cast<std::size_t>(n));
+  track_sites = true;
   long long before = thread_counter()->load();
+  for (Site& site : sites) {
+    site.mark_bytes = site.bytes.load();
+    site.mark_blocks = site.blocks.load();
+  }
   long rss_before = rss_kib();
   phase = 2;
   rt.block_on(serve(&*listener, sctx->get(), n, &idle));
@@ -191,6 +246,16 @@ int main(int argc, char** argv) {
   std::printf("  of which the vector slot: %zu bytes\n", sizeof(TlsStream));
   std::printf("  process max RSS grew by %ld KiB (both sides, %ld bytes per connection pair)\n",
               rss_after - rss_before, (rss_after - rss_before) * 1024 / n);
+  if (std::getenv("LBD_SITES")) {
+    std::printf("  OpenSSL's share by allocation site (bytes, blocks per connection):\n");
+    for (Site& site : sites) {
+      long long bytes = site.bytes.load() - site.mark_bytes;
+      long long blocks = site.blocks.load() - site.mark_blocks;
+      if (site.file && bytes / n != 0)
+        std::printf("    %6lld %5.2f  %s:%d\n", bytes / n, static_cast<double>(blocks) / n, site.file,
+                    site.line);
+    }
+  }
   release.set_value();
   clients.join();
   return 0;

@@ -21,6 +21,10 @@ lbd_add_test(tls_client_hello_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/tls_client_
 lbd_add_test(sni_preread_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/sni_preread_test.cpp
   LIBS lbd::proxy OpenSSL::SSL OpenSSL::Crypto LABELS proxy)
 
+# ByteStream::await_input over TLS: the idle wait for ciphertext, then the read that decrypts it.
+lbd_add_test(byte_stream_input_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/byte_stream_input_test.cpp
+  LIBS lbd::proxy OpenSSL::SSL OpenSSL::Crypto LABELS proxy)
+
 # ByteStream::linger: the lingering close a drain and the plain-HTTP answer end with.
 lbd_add_test(byte_stream_linger_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/byte_stream_linger_test.cpp
   LIBS lbd::proxy LABELS proxy)
