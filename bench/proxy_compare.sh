@@ -615,7 +615,7 @@ start_proxy() {
         # Debian bookworm's, offers no TLS 1.3 unless ssl_protocols says so; it joined nginx's
         # default in 1.23.4. Before that line, nginx served these workloads in TLS 1.2.)
         local proto
-        proto="$(openssl s_client -connect "127.0.0.1:$proxy_port" </dev/null 2>/dev/null | sed -n 's/^ *Protocol *: *//p' | head -1)"
+        proto="$(openssl s_client -connect "127.0.0.1:$proxy_port" </dev/null 2>/dev/null | sed -n 's/^New, \(TLSv[0-9.]*\), .*/\1/p' | head -1)"
         [ "$proto" = "$TLS_VERSION" ] || die "$name negotiated ${proto:-nothing} with openssl s_client, not $TLS_VERSION"
         echo "$tag $name negotiated $proto" >>"$OUT_DIR/tls_versions.txt"
       fi

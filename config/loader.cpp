@@ -291,6 +291,32 @@ std::optional<std::string> read_alpn_name(ErrorSink& errors, const Field& f,
   return name;
 }
 
+// The settings a listener's tls block and a cluster's share: min_version, ciphers (TLS 1.2 and
+// below) and alpn, each read and checked the same way on both sides. `protocol`: the listener's
+// (an http listener offers HTTP/1.x names only); none for a cluster.
+void read_tls_common(ErrorSink& errors, detail::MapReader& m, std::optional<Protocol> protocol,
+                     tls::TlsVersion& min_version, std::string& ciphers, std::vector<std::string>& alpn) {
+  if (auto v = m.get("min_version"))
+    assign(min_version, read_tls_choice(errors, *v,
+                                        {tls::TlsVersion::kTls1_0, tls::TlsVersion::kTls1_1,
+                                         tls::TlsVersion::kTls1_2, tls::TlsVersion::kTls1_3}));
+  if (auto v = m.get("ciphers")) assign(ciphers, detail::read_string(errors, *v));
+  if (auto v = m.get("alpn")) {
+    if (auto items = detail::list_items(errors, *v)) {
+      alpn.clear();
+      for (const Field& item : *items) {
+        auto name = read_alpn_name(errors, item, protocol);
+        if (!name) continue;
+        if (std::find(alpn.begin(), alpn.end(), *name) != alpn.end()) {
+          errors.add(item.at, item.path, "duplicate protocol " + quoted(*name));
+          continue;
+        }
+        alpn.push_back(*name);
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The loader: one instance per file
 
@@ -628,12 +654,7 @@ ListenerTls Loader::parse_tls(const Field& f, std::optional<Protocol> protocol) 
   if (client_ca) assign(opts.client_ca_file, read_file_path(*client_ca));
   const bool files_valid = errors_.count() == errors_before_files;
 
-  if (auto v = m.get("min_version"))
-    assign(opts.min_version,
-           read_tls_choice(errors_, *v,
-                           {tls::TlsVersion::kTls1_0, tls::TlsVersion::kTls1_1,
-                            tls::TlsVersion::kTls1_2, tls::TlsVersion::kTls1_3}));
-  if (auto v = m.get("ciphers")) assign(opts.ciphers, detail::read_string(errors_, *v));
+  read_tls_common(errors_, m, protocol, opts.min_version, opts.ciphers, opts.alpn);
   if (auto v = m.get("ciphersuites")) assign(opts.ciphersuites, detail::read_string(errors_, *v));
   if (auto v = m.get("groups")) {
     auto groups = detail::read_string(errors_, *v);
@@ -642,20 +663,6 @@ ListenerTls Loader::parse_tls(const Field& f, std::optional<Protocol> protocol) 
       groups.reset();
     }
     assign(opts.groups, groups);
-  }
-  if (auto v = m.get("alpn")) {
-    if (auto items = detail::list_items(errors_, *v)) {
-      opts.alpn.clear();
-      for (const Field& item : *items) {
-        auto name = read_alpn_name(errors_, item, protocol);
-        if (!name) continue;
-        if (std::find(opts.alpn.begin(), opts.alpn.end(), *name) != opts.alpn.end()) {
-          errors_.add(item.at, item.path, "duplicate protocol " + quoted(*name));
-          continue;
-        }
-        opts.alpn.push_back(*name);
-      }
-    }
   }
   // Read as text, so that YAML 1.1's boolean spelling "off" means what it says here.
   if (auto v = m.get("verify_client"))
@@ -1001,19 +1008,7 @@ ClusterTls Loader::parse_cluster_tls(const Field& f) {
     if (name) std::transform(name->begin(), name->end(), name->begin(), [](unsigned char c) { return std::tolower(c); });
     assign(tls.sni, name);
   }
-  if (auto v = m.get("min_version"))
-    assign(opts.min_version,
-           read_tls_choice(errors_, *v,
-                           {tls::TlsVersion::kTls1_0, tls::TlsVersion::kTls1_1,
-                            tls::TlsVersion::kTls1_2, tls::TlsVersion::kTls1_3}));
-  if (auto v = m.get("ciphers")) assign(opts.ciphers, detail::read_string(errors_, *v));
-  if (auto v = m.get("alpn")) {
-    if (auto items = detail::list_items(errors_, *v)) {
-      opts.alpn.clear();
-      for (const Field& item : *items)
-        if (auto name = read_alpn_name(errors_, item, std::nullopt)) opts.alpn.push_back(*name);
-    }
-  }
+  read_tls_common(errors_, m, std::nullopt, opts.min_version, opts.ciphers, opts.alpn);
   m.finish();
   if (errors_.count() != errors_before_files) return tls;
   // The files are read now, on the config thread, so that lbd -t and a reload report them with

@@ -230,6 +230,17 @@ TEST_F(ConfigClusterTls, AnSniWithASpaceIsAnError) {
             (Lines{at(10, 12) + "clusters[0].tls.sni: expected a host name such as api.example.com, got \"a b\""}));
 }
 
+// The listener's reading of these keys, with its checks: a protocol named twice is an error
+// (it was silently offered twice before the two readings became one).
+TEST_F(ConfigClusterTls, AlpnNamesAreCheckedAsOnListeners) {
+  EXPECT_EQ(errors_of(R"(
+    tls:
+      alpn: [http/1.1, "", http/1.1]
+)"),
+            (Lines{at(10, 24) + "clusters[0].tls.alpn[1]: a protocol name is 1 to 255 bytes long",
+                   at(10, 28) + "clusters[0].tls.alpn[2]: duplicate protocol \"http/1.1\""}));
+}
+
 TEST_F(ConfigClusterTls, AnSniWithAPortIsAnError) {
   EXPECT_EQ(errors_of(R"(
     tls:
