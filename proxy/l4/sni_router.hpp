@@ -31,10 +31,6 @@ class SniRouter {
   /// nullptr when it has none.
   Cluster* fallback() const { return fallback_; }
 
-  /// Whether `name` (lowercase) matches `pattern`: exact ("a.example.com"), or one leading
-  /// wildcard label ("*.example.com": a.example.com and a.b.example.com, not example.com),
-  /// match.host's rules.
-  static bool name_matches(std::string_view pattern, std::string_view name);
 
  private:
   struct Entry {

@@ -1,5 +1,6 @@
 #include "proxy/l7/router.hpp"
 
+#include "proxy/core/host_pattern.hpp"
 #include "proxy/http/syntax.hpp"
 
 namespace lbd::proxy {
@@ -45,12 +46,7 @@ HttpRouter::HttpRouter(const config::ListenerConfig& listener, const ClusterLook
 }
 
 bool HttpRouter::host_matches(std::string_view pattern, std::string_view host) {
-  host = strip_port(host);
-  if (pattern.starts_with("*.")) {
-    std::string_view suffix = pattern.substr(1);  // ".example.com"
-    return host.size() > suffix.size() && iequals(host.substr(host.size() - suffix.size()), suffix);
-  }
-  return iequals(pattern, host);
+  return host_pattern_matches(pattern, strip_port(host));
 }
 
 bool HttpRouter::matches(const config::RouteMatch& m, const RequestHead& req) {
