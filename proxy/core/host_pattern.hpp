@@ -7,16 +7,12 @@
 
 #include <string_view>
 
+#include "proxy/http/syntax.hpp"
+
 namespace lbd::proxy {
 
 constexpr bool host_pattern_matches(std::string_view pattern, std::string_view name) {
-  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-  auto iequals = [&](std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-      if (lower(a[i]) != lower(b[i])) return false;
-    return true;
-  };
+  using http::iequals;
   if (pattern.starts_with("*.")) {
     const std::string_view suffix = pattern.substr(1);  // ".example.com"
     return name.size() > suffix.size() && iequals(name.substr(name.size() - suffix.size()), suffix);

@@ -31,7 +31,6 @@ class SniRouter {
   /// nullptr when it has none.
   Cluster* fallback() const { return fallback_; }
 
-
  private:
   struct Entry {
     std::string pattern;  // lowercase, from the config

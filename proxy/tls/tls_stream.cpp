@@ -221,8 +221,7 @@ Task<Result<void>> flush(State* s) {
   }
 }
 
-/// Reads the next ciphertext from the socket into `in` (a buffer the runtime picks); sets
-/// `eof` on EOF.
+/// Makes what a read of the socket returned the ciphertext `in` holds; sets `eof` on EOF.
 Result<void> take(State* s, Result<Buffer> got) {
   if (!got) return got.error();
   if (got->empty()) {
@@ -234,6 +233,7 @@ Result<void> take(State* s, Result<Buffer> got) {
   return {};
 }
 
+/// Reads the next ciphertext from the socket into `in` (a buffer the runtime picks).
 Task<Result<void>> fill(State* s) { co_return take(s, co_await s->sock.read_pooled()); }
 
 Task<Result<void>> drive_handshake(State* s) {
